@@ -1,0 +1,51 @@
+# fleet: everything a fresh machine needs is installed by these targets.
+# The Go builds land in ~/.cache/fleet/bin/<tool>-<version>/ (outside the repo).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv k8s-bin test test-unit lint typecheck demo clusters-up clusters-down clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm.
+k8s-bin:
+	$(PYTHON) -m fleet.localkube.toolchain
+
+## The whole test suite: unit tests and tests against real local control planes.
+test: venv k8s-bin
+	$(BIN)/pytest
+
+## Only the fast tests of the pure core.
+test-unit: venv
+	$(BIN)/pytest -m unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+## The main job: bring up local clusters dev, staging and prod and show them (Ctrl-C stops).
+demo: venv k8s-bin
+	$(BIN)/fleet dev clusters up dev staging prod --foreground
+
+clusters-up: venv k8s-bin
+	$(BIN)/fleet dev clusters up dev staging prod
+
+clusters-down: venv
+	$(BIN)/fleet dev clusters down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``fleet`` command line: one module per command group, wired up in ``main``."""

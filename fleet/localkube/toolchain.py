@@ -1,0 +1,289 @@
+"""Build the Go tools fleet's tests and demo run, from source, cached by version.
+
+Kubernetes, etcd, kwok, kustomize and helm are built through the Go module proxy with
+the machine's own Go configuration. Each tool lands in ``<cache>/bin/<tool>-<version>/``
+and is rebuilt only when a binary is missing, so a warm cache costs nothing.
+
+This module uses the standard library only: ``make`` runs it before anything else is
+installed (``python3 -m fleet.localkube.toolchain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.8.0"
+KUSTOMIZE_VERSION = "v5.8.1"
+# Helm 3, not 4: Helm 4 installs with server-side apply under its own field manager, which
+# contends with the agent's field manager on objects both touch; Helm 3's three-way merge
+# is also what Flux's helm-controller uses, so releases behave as Flux users expect.
+HELM_VERSION = "v3.20.2"
+
+
+def cache_dir() -> Path:
+    """Root of fleet's build cache: ``$FLEET_CACHE_DIR``, else ``$XDG_CACHE_HOME/fleet``."""
+    if explicit := os.environ.get("FLEET_CACHE_DIR"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "fleet"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    """One Go tool: where its source comes from and which binaries it yields."""
+
+    name: str
+    version: str
+    binaries: tuple[str, ...]
+
+    @property
+    def directory(self) -> Path:
+        return cache_dir() / "bin" / f"{self.name}-{self.version}"
+
+    def path(self, binary: str | None = None) -> Path:
+        return self.directory / (binary or self.binaries[0])
+
+    def is_built(self) -> bool:
+        return all(os.access(self.path(b), os.X_OK) for b in self.binaries)
+
+
+KUBERNETES = Tool(
+    "kubernetes",
+    KUBERNETES_VERSION,
+    ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
+)
+ETCD = Tool("etcd", ETCD_VERSION, ("etcd",))
+KWOK = Tool("kwok", KWOK_VERSION, ("kwok",))
+KUSTOMIZE = Tool("kustomize", KUSTOMIZE_VERSION, ("kustomize",))
+HELM = Tool("helm", HELM_VERSION, ("helm",))
+TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM)}
+
+
+class BuildError(RuntimeError):
+    """A Go build failed; the message carries the tail of the compiler output."""
+
+
+def binary(name: str) -> Path:
+    """Path of a built binary by its file name, e.g. ``binary("kube-apiserver")``."""
+    for tool in TOOLS.values():
+        if name in tool.binaries:
+            return tool.path(name)
+    raise KeyError(f"no tool yields a binary named {name!r}")
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "-buildvcs=false")
+    return env
+
+
+class _Progress:
+    """Prints which tool is building and for how long, every ``every`` seconds."""
+
+    def __init__(self, label: str, every: float = 30.0) -> None:
+        self.label = label
+        self.every = every
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> _Progress:
+        print(f"==> building {self.label}", flush=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        outcome = "failed" if exc[0] else "done"
+        print(f"==> {self.label}: {outcome} in {self.elapsed()}", flush=True)
+
+    def elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+
+    def _tick(self) -> None:
+        while not self._done.wait(self.every):
+            print(f"    {self.label}: still building ({self.elapsed()})", flush=True)
+
+
+def _run(args: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        list(args), cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise BuildError(f"`{' '.join(args)}` failed in {cwd}:\n{tail}")
+    return result.stdout
+
+
+def _wrapper_module(workdir: Path, name: str) -> None:
+    (workdir / "go.mod").write_text(f"module fleetbuild/{name}\n\ngo 1.24\n")
+
+
+def staging_modules(kubernetes_go_mod: str) -> list[str]:
+    """The ``k8s.io/<name>`` modules that kubernetes' go.mod requires at v0.0.0.
+
+    Those are its staging modules, replaced by local paths upstream; outside the
+    kubernetes tree they must be replaced by their published ``v0.<minor>.<patch>``.
+    """
+    pattern = re.compile(r"^\s*(?:require\s+)?(k8s\.io/[\w./-]+)\s+v0\.0\.0\b", re.M)
+    return sorted(set(pattern.findall(kubernetes_go_mod)))
+
+
+def _version_ldflags(version: str) -> str:
+    major, minor, _ = version.lstrip("v").split(".")
+    build_date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": build_date,
+    }
+    flags = [
+        f"-X {package}.{key}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in values.items()
+    ]
+    return " ".join(["-s", "-w", "-checklinkname=0", *flags])
+
+
+def _build_kubernetes(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    _wrapper_module(workdir, "kubernetes")
+    info = json.loads(
+        _run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{tool.version}"], workdir, env)
+    )
+    staging = staging_modules(Path(info["GoMod"]).read_text())
+    if not staging:
+        raise BuildError(f"found no staging modules in {info['GoMod']}")
+    _, minor, patch = tool.version.lstrip("v").split(".")
+    published = f"v0.{minor}.{patch}"
+    print(f"    replacing {len(staging)} staging modules with {published}", flush=True)
+    _run(["go", "mod", "edit", f"-require=k8s.io/kubernetes@{tool.version}"], workdir, env)
+    for module in staging:
+        _run(["go", "mod", "edit", f"-replace={module}={module}@{published}"], workdir, env)
+    packages = [f"k8s.io/kubernetes/cmd/{b}" for b in tool.binaries]
+    # The upstream module graph already pins every dependency; tidy would resolve the
+    # same versions but wants to fetch test-only modules of the whole tree.
+    _run(["go", "get", *packages], workdir, env)
+    _run(
+        ["go", "build", "-trimpath", "-ldflags", _version_ldflags(tool.version), "-o", str(out), *packages],
+        workdir,
+        env,
+    )
+
+
+def _build_etcd(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    # etcd's server module carries replace directives, so `go install` refuses it.
+    _wrapper_module(workdir, "etcd")
+    package = "go.etcd.io/etcd/server/v3"
+    _run(["go", "get", f"{package}@{tool.version}"], workdir, env)
+    _run(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), package],
+        workdir,
+        env,
+    )
+
+
+_INSTALL_PACKAGES = {
+    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+    "kustomize": "sigs.k8s.io/kustomize/kustomize/v5",
+    "helm": "helm.sh/helm/v3/cmd/helm",
+}
+
+
+def _build_by_install(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    env = dict(env, GOBIN=str(out))
+    package = _INSTALL_PACKAGES[tool.name]
+    ldflags = "-s -w"
+    if tool.name == "helm":
+        ldflags += f" -X helm.sh/helm/v3/internal/version.version={tool.version}"
+    _run(["go", "install", "-trimpath", "-ldflags", ldflags, f"{package}@{tool.version}"], workdir, env)
+
+
+_BUILDERS = {
+    "kubernetes": _build_kubernetes,
+    "etcd": _build_etcd,
+    "kwok": _build_by_install,
+    "kustomize": _build_by_install,
+    "helm": _build_by_install,
+}
+
+
+def build(tool: Tool, *, force: bool = False) -> Path:
+    """Build ``tool`` unless its binaries are cached; returns its directory.
+
+    Binaries are built into a scratch folder and moved into place only when all of them
+    exist, so an interrupted build never leaves a half-populated cache entry.
+    """
+    if tool.is_built() and not force:
+        return tool.directory
+    if shutil.which("go") is None:
+        raise BuildError("the Go toolchain (`go`) is not on PATH; it is needed to build " + tool.name)
+    tool.directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"fleet-build-{tool.name}-") as scratch:
+        workdir = Path(scratch) / "module"
+        out = Path(scratch) / "out"
+        workdir.mkdir()
+        out.mkdir()
+        with _Progress(f"{tool.name} {tool.version}"):
+            _BUILDERS[tool.name](tool, workdir, out, _go_env())
+        missing = [b for b in tool.binaries if not (out / b).exists()]
+        if missing:
+            raise BuildError(f"{tool.name} build produced no {', '.join(missing)}")
+        if tool.directory.exists():
+            shutil.rmtree(tool.directory)
+        shutil.move(str(out), tool.directory)
+    return tool.directory
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fleet.localkube.toolchain",
+        description="Build (or reuse) the Kubernetes binaries and tools fleet runs.",
+    )
+    parser.add_argument("tools", nargs="*", metavar="TOOL", help=f"tools to build: {', '.join(TOOLS)} (default: all)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when cached")
+    parser.add_argument("--print-dir", action="store_true", help="print the cache folder of each tool and exit")
+    args = parser.parse_args(argv)
+    if unknown := [n for n in args.tools if n not in TOOLS]:
+        parser.error(f"unknown tool(s): {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+    selected = [TOOLS[n] for n in (args.tools or TOOLS)]
+    if args.print_dir:
+        for tool in selected:
+            print(f"{tool.name}\t{tool.directory}")
+        return 0
+    started = time.monotonic()
+    for tool in selected:
+        if tool.is_built() and not args.force:
+            print(f"==> {tool.name} {tool.version}: cached in {tool.directory}", flush=True)
+            continue
+        try:
+            build(tool, force=args.force)
+        except BuildError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    print(f"==> all tools ready in {int(time.monotonic() - started)}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Fixtures shared by every test tier.
+
+``local_clusters`` starts three real control planes (dev, staging, prod) once per test
+session; ``namespace`` gives each test a fresh namespace in the dev cluster and deletes it
+afterwards, as kr8s and lightkube do in their end-to-end suites.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from fleet.localkube.cluster import LocalCluster, running_clusters
+
+CLUSTER_NAMES = ("dev", "staging", "prod")
+RUN_ID = uuid.uuid4().hex[:6]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder decides the tier, so no test can forget its marker.
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "kube" in parts:
+            item.add_marker(pytest.mark.kube)
+
+
+@pytest.fixture(scope="session")
+def local_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalCluster]]:
+    root = tmp_path_factory.mktemp("clusters")
+    with running_clusters(CLUSTER_NAMES, root) as clusters:
+        yield {c.name: c for c in clusters}
+
+
+@pytest.fixture(scope="session")
+def cluster(local_clusters: dict[str, LocalCluster]) -> LocalCluster:
+    """The dev cluster: the default target of single-cluster tests."""
+    return local_clusters["dev"]
+
+
+def api_client_for(target: LocalCluster | Path) -> client.ApiClient:
+    """A client for a cluster's admin kubeconfig, or for any kubeconfig file."""
+    path = target.kubeconfig_path if isinstance(target, LocalCluster) else target
+    return config.new_client_from_config(config_file=str(path))
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: LocalCluster) -> Iterator[client.ApiClient]:
+    api = api_client_for(cluster)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    name = f"fleet-pytest-{RUN_ID}-{uuid.uuid4().hex[:4]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.localkube import toolchain
+
+GO_MOD = """module k8s.io/kubernetes
+
+go 1.24.0
+
+require (
+\tgithub.com/spf13/cobra v1.9.1
+\tk8s.io/api v0.0.0
+\tk8s.io/client-go v0.0.0
+\tk8s.io/klog/v2 v2.130.1
+\tk8s.io/cri-client v0.0.0
+)
+
+require k8s.io/component-base v0.0.0
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+)
+"""
+
+
+def test_staging_modules_are_the_k8s_modules_required_at_v0_0_0() -> None:
+    assert toolchain.staging_modules(GO_MOD) == [
+        "k8s.io/api",
+        "k8s.io/client-go",
+        "k8s.io/component-base",
+        "k8s.io/cri-client",
+    ]
+
+
+def test_cache_folder_is_keyed_by_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path))
+    assert toolchain.KUBERNETES.directory == tmp_path / "bin" / f"kubernetes-{toolchain.KUBERNETES_VERSION}"
+    assert toolchain.binary("kube-scheduler").parent == toolchain.KUBERNETES.directory
+    assert not toolchain.ETCD.is_built()
+
+
+def test_unknown_binary_is_an_error() -> None:
+    with pytest.raises(KeyError, match="kubectl"):
+        toolchain.binary("kubectl")
+
+
+def test_version_ldflags_set_every_field_in_both_packages() -> None:
+    flags = toolchain._version_ldflags("v1.34.4")
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion=v1.34.4" in flags
+        assert f"-X {package}.gitMajor=1" in flags
+        assert f"-X {package}.gitMinor=34" in flags
+        assert f"-X {package}.gitTreeState=clean" in flags
