@@ -20,14 +20,15 @@ CLUSTER_NAMES = ("dev", "staging", "prod")
 RUN_ID = uuid.uuid4().hex[:6]
 
 
+TIERS = ("unit", "integration", "kube", "e2e")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folder decides the tier, so no test can forget its marker.
+    # The folder under tests/ decides the tier, so no test can forget its marker.
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        if "unit" in parts:
-            item.add_marker(pytest.mark.unit)
-        elif "kube" in parts:
-            item.add_marker(pytest.mark.kube)
+        tier = next((p for p in Path(str(item.fspath)).parts if p in TIERS), None)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
