@@ -144,7 +144,7 @@ def staging_modules(kubernetes_go_mod: str) -> list[str]:
     Those are its staging modules, replaced by local paths upstream; outside the
     kubernetes tree they must be replaced by their published ``v0.<minor>.<patch>``.
     """
-    pattern = re.compile(r"^\s*(?:require\s+)?(k8s\.io/[\w./-]+)\s+v0\.0\.0\b", re.M)
+    pattern = re.compile(r"^\s*(?:require\s+)?(k8s\.io/[\w./-]+)\s+v0\.0\.0\s*$", re.M)
     return sorted(set(pattern.findall(kubernetes_go_mod)))
 
 
@@ -181,9 +181,9 @@ def _build_kubernetes(tool: Tool, workdir: Path, out: Path, env: dict[str, str])
     for module in staging:
         _run(["go", "mod", "edit", f"-replace={module}={module}@{published}"], workdir, env)
     packages = [f"k8s.io/kubernetes/cmd/{b}" for b in tool.binaries]
-    # The upstream module graph already pins every dependency; tidy would resolve the
-    # same versions but wants to fetch test-only modules of the whole tree.
-    _run(["go", "get", *packages], workdir, env)
+    # Naming the version keeps `go get` from upgrading kubernetes to its newest release;
+    # unlike `go mod tidy` it does not fetch the test-only modules of the whole tree.
+    _run(["go", "get", *(f"{p}@{tool.version}" for p in packages)], workdir, env)
     _run(
         ["go", "build", "-trimpath", "-ldflags", _version_ldflags(tool.version), "-o", str(out), *packages],
         workdir,

@@ -54,3 +54,8 @@ def test_version_ldflags_set_every_field_in_both_packages() -> None:
         assert f"-X {package}.gitMajor=1" in flags
         assert f"-X {package}.gitMinor=34" in flags
         assert f"-X {package}.gitTreeState=clean" in flags
+
+
+def test_pseudo_versions_of_published_modules_are_not_staging() -> None:
+    go_mod = "require (\n\tk8s.io/utils v0.0.0-20250604170112-4c0f3b243397\n\tk8s.io/api v0.0.0\n)\n"
+    assert toolchain.staging_modules(go_mod) == ["k8s.io/api"]
