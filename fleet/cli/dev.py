@@ -35,12 +35,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build = dev_sub.add_parser(
         "build", help="build (or reuse) kube-apiserver, etcd, kwok, kustomize and helm"
     )
-    build.add_argument("tools", nargs="*", metavar="TOOL", help=f"any of: {', '.join(toolchain.TOOLS)}")
+    build.add_argument(
+        "tools", nargs="*", metavar="TOOL", help=f"any of: {', '.join(toolchain.TOOLS)}"
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     build.set_defaults(func=_build)
 
     clusters = dev_sub.add_parser("clusters", help="start, list and stop local clusters")
-    clusters_sub = clusters.add_subparsers(dest="clusters_command", required=True, metavar="COMMAND")
+    clusters_sub = clusters.add_subparsers(
+        dest="clusters_command", required=True, metavar="COMMAND"
+    )
 
     up = clusters_sub.add_parser(
         "up",
@@ -50,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "command returns; stop them with `fleet dev clusters down`.",
     )
     up.add_argument("names", nargs="*", default=["dev", "staging", "prod"], metavar="NAME")
-    up.add_argument("--root", type=Path, default=None, help=f"state folder (default: {default_root()})")
+    up.add_argument(
+        "--root", type=Path, default=None, help=f"state folder (default: {default_root()})"
+    )
     up.add_argument("--nodes", type=int, default=1, help="kwok nodes per cluster (default: 1)")
     up.add_argument(
         "--foreground",
@@ -84,8 +90,8 @@ def merged_kubeconfig_path(root: Path) -> Path:
 
 
 def _write_merged_kubeconfig(root: Path) -> Path | None:
-    configs = [LocalClusterRecord(d).kubeconfig() for d in _cluster_dirs(root)]
-    configs = [c for c in configs if c]
+    found = [LocalClusterRecord(d).kubeconfig() for d in _cluster_dirs(root)]
+    configs: list[dict[str, object]] = [c for c in found if c]
     path = merged_kubeconfig_path(root)
     if not configs:
         path.unlink(missing_ok=True)
@@ -97,7 +103,9 @@ def _up(args: argparse.Namespace) -> int:
     root = _root(args)
     for tool in (toolchain.KUBERNETES, toolchain.ETCD, toolchain.KWOK):
         toolchain.build(tool)
-    print(f"starting {len(args.names)} cluster(s) under {root}: {', '.join(args.names)}", flush=True)
+    print(
+        f"starting {len(args.names)} cluster(s) under {root}: {', '.join(args.names)}", flush=True
+    )
     started = time.monotonic()
     try:
         clusters = start_clusters(
@@ -164,7 +172,9 @@ class LocalClusterRecord:
         return {
             "name": self.record["name"],
             "server": self.record["server"],
-            "status": "Running" if len(processes) == 5 else ("Degraded" if processes else "Stopped"),
+            "status": "Running"
+            if len(processes) == 5
+            else ("Degraded" if processes else "Stopped"),
             "processes": processes,
             "memoryMiB": round(memory / 2**20),
             "kubeconfig": str(self.directory / "kubeconfig"),
@@ -182,7 +192,10 @@ def _get(args: argparse.Namespace) -> int:
         return 0
     output.print_table(
         ["name", "status", "server", "processes", "memory"],
-        [[s["name"], s["status"], s["server"], len(s["processes"]), f"{s['memoryMiB']}Mi"] for s in summaries],
+        [
+            [s["name"], s["status"], s["server"], len(s["processes"]), f"{s['memoryMiB']}Mi"]
+            for s in summaries
+        ],
     )
     return 0
 

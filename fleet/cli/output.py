@@ -31,10 +31,14 @@ def print_table(
     cells = [[str(h).upper() for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        stream.write("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        stream.write(
+            "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
 
 
-def print_structured(data: Mapping[str, Any] | Sequence[Any], fmt: str, stream: TextIO | None = None) -> None:
+def print_structured(
+    data: Mapping[str, Any] | Sequence[Any], fmt: str, stream: TextIO | None = None
+) -> None:
     stream = stream or sys.stdout
     if fmt == "json":
         stream.write(json.dumps(data, indent=2, default=str) + "\n")

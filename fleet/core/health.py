@@ -71,7 +71,11 @@ def _deployment(obj: Object) -> Health:
     wanted = spec.get("replicas", 1)
     found = conditions(obj)
     progressing = found.get("Progressing")
-    if _is_false(progressing) and progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+    if (
+        _is_false(progressing)
+        and progressing
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
         return _failed(f"progress deadline exceeded: {progressing.get('message', '')}".strip())
     updated = _int(status.get("updatedReplicas"))
     replicas = _int(status.get("replicas"))
@@ -132,7 +136,11 @@ def _daemonset(obj: Object) -> Health:
 def _replicaset(obj: Object) -> Health:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     wanted = spec.get("replicas", 1)
-    for field, label in (("replicas", "Replicas"), ("readyReplicas", "Ready"), ("availableReplicas", "Available")):
+    for field, label in (
+        ("replicas", "Replicas"),
+        ("readyReplicas", "Ready"),
+        ("availableReplicas", "Available"),
+    ):
         value = _int(status.get(field))
         if value < wanted:
             return _progress(f"{label}: {value}/{wanted}")
@@ -146,7 +154,8 @@ def _job(obj: Object) -> Health:
     if _is_true(found.get("Complete")):
         return _current("Job completed")
     status = obj.get("status") or {}
-    return _progress(f"Job in progress: active {_int(status.get('active'))}, succeeded {_int(status.get('succeeded'))}")
+    active, succeeded = _int(status.get("active")), _int(status.get("succeeded"))
+    return _progress(f"Job in progress: active {active}, succeeded {succeeded}")
 
 
 def _pod(obj: Object) -> Health:
@@ -177,7 +186,9 @@ def _service(obj: Object) -> Health:
 def _crd(obj: Object) -> Health:
     found = conditions(obj)
     if _is_false(found.get("NamesAccepted")):
-        return _failed(f"CRD names not accepted: {found['NamesAccepted'].get('message', '')}".strip())
+        return _failed(
+            f"CRD names not accepted: {found['NamesAccepted'].get('message', '')}".strip()
+        )
     if _is_true(found.get("Established")):
         return _current("CRD is established")
     return _progress("CRD is not established yet")
@@ -233,7 +244,9 @@ def assess(obj: Object | None) -> Health:
     ready = found.get("Ready")
     if _is_false(ready):
         assert ready is not None
-        return _progress(f"{ready.get('reason', 'NotReady')}: {ready.get('message', '')}".rstrip(": "))
+        return _progress(
+            f"{ready.get('reason', 'NotReady')}: {ready.get('message', '')}".rstrip(": ")
+        )
     if ready is not None and ready.get("status") == "Unknown":
         return _progress(str(ready.get("message") or "Ready condition is Unknown"))
     return _current("Resource is current")

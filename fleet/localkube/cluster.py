@@ -97,7 +97,7 @@ class LocalCluster:
 
     @property
     def record_path(self) -> Path:
-        """A small JSON file that lets a later process find this cluster (``fleet dev clusters``)."""
+        """A JSON file that lets a later process find this cluster (``fleet dev clusters``)."""
         return self.directory / "cluster.json"
 
     @property
@@ -120,7 +120,9 @@ class LocalCluster:
         pki.write_service_account_key(self.pki_dir / "service-account.key")
         self._write_kubeconfig(self.kubeconfig_path, ADMIN_USER, ("system:masters",), "admin")
         self.record_path.write_text(
-            json.dumps({"name": self.name, "server": self.server, "ports": dataclasses.asdict(self.ports)})
+            json.dumps(
+                {"name": self.name, "server": self.server, "ports": dataclasses.asdict(self.ports)}
+            )
         )
         for component in ("kube-controller-manager", "kube-scheduler"):
             self._write_kubeconfig(
@@ -130,7 +132,9 @@ class LocalCluster:
     def _write_kubeconfig(self, path: Path, user: str, groups: tuple[str, ...], cert: str) -> Path:
         assert self._ca is not None, "prepare() first"
         pair = self._ca.issue_client(cert, user, groups)
-        config = kubeconfig.kubeconfig_dict(self.name, self.server, self._ca.pair.cert_pem(), pair, user)
+        config = kubeconfig.kubeconfig_dict(
+            self.name, self.server, self._ca.pair.cert_pem(), pair, user
+        )
         return kubeconfig.write(path, config)
 
     def kubeconfig_for(self, user: str, groups: Sequence[str] = ()) -> Path:
@@ -166,7 +170,9 @@ class LocalCluster:
         ).start(die_with_parent=die_with_parent)
 
     def etcd_healthy(self) -> bool:
-        status, body = _https_get(f"http://127.0.0.1:{self.ports.etcd_client}/health", ssl.create_default_context())
+        status, body = _https_get(
+            f"http://127.0.0.1:{self.ports.etcd_client}/health", ssl.create_default_context()
+        )
         return status == 200 and b'"true"' in body
 
     def start_apiserver(self, *, die_with_parent: bool = True) -> None:
@@ -246,14 +252,30 @@ class LocalCluster:
             "kwok",
             [
                 f"--kubeconfig={self.kubeconfig_path}",
-                # A path that does not exist: use kwok's built-in stages, never ~/.kwok.
-                f"--config={self.directory / 'kwok.yaml'}",
+                # Our own config, never the user's ~/.kwok: kwok's "fast" node and pod
+                # lifecycles, as kwokctl uses by default.
+                f"--config={self._write_kwok_config()}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 f"--server-address=127.0.0.1:{self.ports.kwok}",
                 "--node-lease-duration-seconds=40",
             ],
         ).start(die_with_parent=die_with_parent)
+
+    def _write_kwok_config(self) -> Path:
+        path = self.directory / "kwok.yaml"
+        stages = toolchain.KWOK.path("stages.yaml").read_text()
+        path.write_text(
+            "apiVersion: config.kwok.x-k8s.io/v1alpha1\n"
+            "kind: KwokConfiguration\n"
+            "options:\n"
+            "  nodeLeaseParallelism: 4\n"
+            "  nodePlayStageParallelism: 4\n"
+            "  podPlayStageParallelism: 8\n"
+            "  podsOnNodeSyncParallelism: 2\n"
+            f"---\n{stages}"
+        )
+        return path
 
     def component_healthy(self, port: int) -> bool:
         context = ssl.create_default_context()
@@ -262,7 +284,9 @@ class LocalCluster:
         status, _ = _https_get(f"https://127.0.0.1:{port}/healthz", context)
         return status == 200
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
         """A raw admin request to the API server (no client library), for bring-up checks."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
@@ -272,7 +296,9 @@ class LocalCluster:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, context=self._admin_ssl_context(), timeout=10) as response:
+            with urllib.request.urlopen(
+                request, context=self._admin_ssl_context(), timeout=10
+            ) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -281,7 +307,9 @@ class LocalCluster:
         for index in range(self.node_count):
             status, body = self.request("POST", "/api/v1/nodes", fake_node(f"kwok-node-{index}"))
             if status not in (201, 409):
-                raise ClusterError(f"{self.name}: creating node kwok-node-{index} failed ({status}): {body}")
+                raise ClusterError(
+                    f"{self.name}: creating node kwok-node-{index} failed ({status}): {body}"
+                )
 
     def nodes_ready(self) -> bool:
         status, body = self.request("GET", "/api/v1/nodes")
@@ -290,12 +318,18 @@ class LocalCluster:
         ready = [
             node
             for node in body["items"]
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in node.get("status", {}).get("conditions", [])
+            )
         ]
         return len(ready) >= self.node_count
 
     def controller_manager_ready(self) -> bool:
-        return self.component_healthy(self.ports.controller_manager) and self.default_service_account_exists()
+        return (
+            self.component_healthy(self.ports.controller_manager)
+            and self.default_service_account_exists()
+        )
 
     def scheduler_ready(self) -> bool:
         return self.component_healthy(self.ports.scheduler)
@@ -312,7 +346,9 @@ class LocalCluster:
         self.processes.clear()
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.processes.items() if p.pid is not None and p.alive()}
+        return {
+            name: p.pid for name, p in self.processes.items() if p.pid is not None and p.alive()
+        }
 
     def memory_bytes(self) -> int:
         """Resident memory of all this cluster's processes together."""
@@ -382,7 +418,9 @@ def start_clusters(
     ``die_with_parent=False`` leaves them running after this process exits (the CLI's
     ``up``); ``stop_clusters`` or ``kill_recorded(root)`` stops them later.
     """
-    missing = [t.name for t in (toolchain.KUBERNETES, toolchain.ETCD, toolchain.KWOK) if not t.is_built()]
+    missing = [
+        t.name for t in (toolchain.KUBERNETES, toolchain.ETCD, toolchain.KWOK) if not t.is_built()
+    ]
     if missing:
         raise ClusterError(
             f"binaries not built: {', '.join(missing)}; run `make k8s-bin` "
@@ -424,7 +462,9 @@ atexit.register(lambda: stop_clusters(_live))
 
 
 @contextlib.contextmanager
-def running_clusters(names: Iterable[str], root: Path, **options: Any) -> Iterator[list[LocalCluster]]:
+def running_clusters(
+    names: Iterable[str], root: Path, **options: Any
+) -> Iterator[list[LocalCluster]]:
     """``start_clusters`` as a context manager that always stops them, also on Ctrl-C."""
     clusters = start_clusters(names, root, **options)
     try:

@@ -91,7 +91,7 @@ class CertificateAuthority:
         self,
         name: str,
         subject: x509.Name,
-        usage: ExtendedKeyUsageOID,
+        usage: x509.ObjectIdentifier,
         san: list[x509.GeneralName] | None = None,
     ) -> KeyPair:
         key = _private_key()

@@ -120,9 +120,7 @@ def wait_until(
         if check():
             return
         if time.monotonic() >= deadline:
-            tails = "".join(
-                f"\n--- {p.name} ({p.log_path}):\n{p.log_tail(15)}" for p in processes
-            )
+            tails = "".join(f"\n--- {p.name} ({p.log_path}):\n{p.log_tail(15)}" for p in processes)
             raise ProcessError(f"timed out after {timeout:.0f}s waiting for {what}{tails}")
         time.sleep(interval)
 

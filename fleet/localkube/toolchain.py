@@ -50,6 +50,8 @@ class Tool:
     name: str
     version: str
     binaries: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    """Data files built alongside the binaries (e.g. kwok's stage definitions)."""
 
     @property
     def directory(self) -> Path:
@@ -59,7 +61,9 @@ class Tool:
         return self.directory / (binary or self.binaries[0])
 
     def is_built(self) -> bool:
-        return all(os.access(self.path(b), os.X_OK) for b in self.binaries)
+        return all(os.access(self.path(b), os.X_OK) for b in self.binaries) and all(
+            self.path(f).is_file() for f in self.files
+        )
 
 
 KUBERNETES = Tool(
@@ -68,7 +72,7 @@ KUBERNETES = Tool(
     ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
 )
 ETCD = Tool("etcd", ETCD_VERSION, ("etcd",))
-KWOK = Tool("kwok", KWOK_VERSION, ("kwok",))
+KWOK = Tool("kwok", KWOK_VERSION, ("kwok",), files=("stages.yaml",))
 KUSTOMIZE = Tool("kustomize", KUSTOMIZE_VERSION, ("kustomize",))
 HELM = Tool("helm", HELM_VERSION, ("helm",))
 TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM)}
@@ -185,7 +189,16 @@ def _build_kubernetes(tool: Tool, workdir: Path, out: Path, env: dict[str, str])
     # unlike `go mod tidy` it does not fetch the test-only modules of the whole tree.
     _run(["go", "get", *(f"{p}@{tool.version}" for p in packages)], workdir, env)
     _run(
-        ["go", "build", "-trimpath", "-ldflags", _version_ldflags(tool.version), "-o", str(out), *packages],
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags",
+            _version_ldflags(tool.version),
+            "-o",
+            str(out),
+            *packages,
+        ],
         workdir,
         env,
     )
@@ -216,7 +229,31 @@ def _build_by_install(tool: Tool, workdir: Path, out: Path, env: dict[str, str])
     ldflags = "-s -w"
     if tool.name == "helm":
         ldflags += f" -X helm.sh/helm/v3/internal/version.version={tool.version}"
-    _run(["go", "install", "-trimpath", "-ldflags", ldflags, f"{package}@{tool.version}"], workdir, env)
+    _run(
+        ["go", "install", "-trimpath", "-ldflags", ldflags, f"{package}@{tool.version}"],
+        workdir,
+        env,
+    )
+    if tool.name == "kwok":
+        _write_kwok_stages(tool, workdir, out, env)
+
+
+# kwok ships its node and pod lifecycles as Stage manifests beside its source; without
+# them it refuses to start. These are the ones `kwokctl` uses by default ("fast").
+_KWOK_STAGE_DIRS = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+
+
+def _write_kwok_stages(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    download = ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{tool.version}"]
+    stage_root = Path(json.loads(_run(download, workdir, env))["Dir"]) / "kustomize" / "stage"
+    documents = []
+    for folder in _KWOK_STAGE_DIRS:
+        kustomization = (stage_root / folder / "kustomization.yaml").read_text()
+        for resource in re.findall(r"^\s*-\s*(\S+\.yaml)\s*$", kustomization, re.M):
+            documents.append((stage_root / folder / resource).read_text().strip())
+    if not documents:
+        raise BuildError(f"found no kwok stages under {stage_root}")
+    (out / "stages.yaml").write_text("\n---\n".join(documents) + "\n")
 
 
 _BUILDERS = {
@@ -237,7 +274,9 @@ def build(tool: Tool, *, force: bool = False) -> Path:
     if tool.is_built() and not force:
         return tool.directory
     if shutil.which("go") is None:
-        raise BuildError("the Go toolchain (`go`) is not on PATH; it is needed to build " + tool.name)
+        raise BuildError(
+            "the Go toolchain (`go`) is not on PATH; it is needed to build " + tool.name
+        )
     tool.directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"fleet-build-{tool.name}-") as scratch:
         workdir = Path(scratch) / "module"
@@ -246,7 +285,7 @@ def build(tool: Tool, *, force: bool = False) -> Path:
         out.mkdir()
         with _Progress(f"{tool.name} {tool.version}"):
             _BUILDERS[tool.name](tool, workdir, out, _go_env())
-        missing = [b for b in tool.binaries if not (out / b).exists()]
+        missing = [b for b in (*tool.binaries, *tool.files) if not (out / b).exists()]
         if missing:
             raise BuildError(f"{tool.name} build produced no {', '.join(missing)}")
         if tool.directory.exists():
@@ -260,9 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m fleet.localkube.toolchain",
         description="Build (or reuse) the Kubernetes binaries and tools fleet runs.",
     )
-    parser.add_argument("tools", nargs="*", metavar="TOOL", help=f"tools to build: {', '.join(TOOLS)} (default: all)")
+    parser.add_argument(
+        "tools",
+        nargs="*",
+        metavar="TOOL",
+        help=f"tools to build: {', '.join(TOOLS)} (default: all)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
-    parser.add_argument("--print-dir", action="store_true", help="print the cache folder of each tool and exit")
+    parser.add_argument(
+        "--print-dir", action="store_true", help="print the cache folder of each tool and exit"
+    )
     args = parser.parse_args(argv)
     if unknown := [n for n in args.tools if n not in TOOLS]:
         parser.error(f"unknown tool(s): {', '.join(unknown)}; choose from {', '.join(TOOLS)}")

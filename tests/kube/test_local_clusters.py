@@ -83,7 +83,9 @@ def test_server_side_apply_records_the_field_manager_and_detects_conflicts(
     assert configmaps.get(name="settings", namespace=namespace).data["color"] == "red"
 
 
-def test_three_clusters_are_isolated(local_clusters: dict[str, LocalCluster], namespace: str) -> None:
+def test_three_clusters_are_isolated(
+    local_clusters: dict[str, LocalCluster], namespace: str
+) -> None:
     dev = local_clusters["dev"]
     assert len({c.server for c in local_clusters.values()}) == 3
     with api_client_for(dev) as api:
@@ -100,7 +102,9 @@ def test_three_clusters_are_isolated(local_clusters: dict[str, LocalCluster], na
             assert missing.value.status == 404
 
 
-def test_each_cluster_trusts_only_its_own_certificates(local_clusters: dict[str, LocalCluster]) -> None:
+def test_each_cluster_trusts_only_its_own_certificates(
+    local_clusters: dict[str, LocalCluster],
+) -> None:
     dev, staging = local_clusters["dev"], local_clusters["staging"]
     config = client.Configuration()
     config.host = staging.server
@@ -113,8 +117,8 @@ def test_each_cluster_trusts_only_its_own_certificates(local_clusters: dict[str,
 
 
 def test_rbac_forbids_a_user_without_bindings(cluster: LocalCluster, namespace: str) -> None:
-    with api_client_for(cluster.kubeconfig_for("alice", groups=["developers"])) as api:
-        with pytest.raises(ApiException) as forbidden:
-            client.CoreV1Api(api).list_namespaced_pod(namespace)
+    kubeconfig = cluster.kubeconfig_for("alice", groups=["developers"])
+    with api_client_for(kubeconfig) as api, pytest.raises(ApiException) as forbidden:
+        client.CoreV1Api(api).list_namespaced_pod(namespace)
     assert forbidden.value.status == 403
     assert "alice" in forbidden.value.body

@@ -72,14 +72,18 @@ time.sleep(600)
 
 
 def test_sigkilled_owner_takes_its_control_plane_down(tmp_path: Path) -> None:
-    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert owner.stdout is not None
         pids: dict[str, int] = json.loads(owner.stdout.readline() or "{}")
         assert set(pids) == COMPONENTS
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
-        eventually(lambda: not any(_alive(p) for p in pids.values()), 15, "orphaned processes to die")
+        eventually(
+            lambda: not any(_alive(p) for p in pids.values()), 15, "orphaned processes to die"
+        )
     finally:
         if owner.poll() is None:
             owner.kill()
