@@ -129,7 +129,9 @@ def dependency_order(depends_on: Mapping[K, Sequence[K]]) -> list[K]:
     return [*placed, *(u for u in depends_on if u not in placed)]
 
 
-def blocking_dependencies(unit: K, depends_on: Mapping[K, Sequence[K]], ready: Mapping[K, bool]) -> list[K]:
+def blocking_dependencies(
+    unit: K, depends_on: Mapping[K, Sequence[K]], ready: Mapping[K, bool]
+) -> list[K]:
     """The direct dependencies of ``unit`` that are not Ready yet (Flux: DependencyNotReady)."""
     return [d for d in depends_on.get(unit, ()) if not ready.get(d, False)]
 

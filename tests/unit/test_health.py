@@ -26,20 +26,28 @@ CASES: list[tuple[str, dict[str, Any] | None, HealthStatus]] = [
     (
         "deployment fully rolled out",
         deployment(
-            replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2, conditions=AVAILABLE
+            replicas=2,
+            updatedReplicas=2,
+            readyReplicas=2,
+            availableReplicas=2,
+            conditions=AVAILABLE,
         ),
         CURRENT,
     ),
     ("deployment not yet observed", deployment(generation=2), PROGRESS),
     (
         "deployment with too few updated replicas",
-        deployment(wanted=3, updatedReplicas=1, readyReplicas=1, availableReplicas=1, conditions=AVAILABLE),
+        deployment(
+            wanted=3, updatedReplicas=1, readyReplicas=1, availableReplicas=1, conditions=AVAILABLE
+        ),
         PROGRESS,
     ),
     (
         "deployment past its progress deadline",
         deployment(
-            conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+            conditions=[
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+            ]
         ),
         FAILED,
     ),
@@ -51,8 +59,13 @@ CASES: list[tuple[str, dict[str, Any] | None, HealthStatus]] = [
             "kind": "StatefulSet",
             "metadata": {"generation": 1},
             "spec": {"replicas": 1},
-            "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
-                       "currentRevision": "a", "updateRevision": "b"},
+            "status": {
+                "observedGeneration": 1,
+                "replicas": 1,
+                "readyReplicas": 1,
+                "currentRevision": "a",
+                "updateRevision": "b",
+            },
         },
         PROGRESS,
     ),
@@ -61,49 +74,98 @@ CASES: list[tuple[str, dict[str, Any] | None, HealthStatus]] = [
         {
             "apiVersion": "apps/v1",
             "kind": "DaemonSet",
-            "status": {"desiredNumberScheduled": 2, "currentNumberScheduled": 2,
-                       "updatedNumberScheduled": 2, "numberAvailable": 2, "numberReady": 1},
+            "status": {
+                "desiredNumberScheduled": 2,
+                "currentNumberScheduled": 2,
+                "updatedNumberScheduled": 2,
+                "numberAvailable": 2,
+                "numberReady": 1,
+            },
         },
         PROGRESS,
     ),
     (
         "failed job",
-        {"apiVersion": "batch/v1", "kind": "Job",
-         "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}},
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "status": {
+                "conditions": [
+                    {"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}
+                ]
+            },
+        },
         FAILED,
     ),
     (
         "complete job",
-        {"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}},
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+        },
         CURRENT,
     ),
-    ("pending pvc", {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}, PROGRESS),
-    ("bound pvc", {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}, CURRENT),
-    ("clusterip service", {"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}}, CURRENT),
-    ("loadbalancer without address", {"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}}, PROGRESS),
+    (
+        "pending pvc",
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}},
+        PROGRESS,
+    ),
+    (
+        "bound pvc",
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}},
+        CURRENT,
+    ),
+    (
+        "clusterip service",
+        {"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}},
+        CURRENT,
+    ),
+    (
+        "loadbalancer without address",
+        {"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}},
+        PROGRESS,
+    ),
     (
         "established crd",
-        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-         "status": {"conditions": [{"type": "Established", "status": "True"}]}},
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "status": {"conditions": [{"type": "Established", "status": "True"}]},
+        },
         CURRENT,
     ),
     (
         "custom resource not ready",
-        {"apiVersion": "example.com/v1", "kind": "Widget",
-         "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Broken", "message": "no"}]}},
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "Broken", "message": "no"}
+                ]
+            },
+        },
         PROGRESS,
     ),
     (
         "custom resource stalled",
-        {"apiVersion": "example.com/v1", "kind": "Widget",
-         "status": {"conditions": [{"type": "Stalled", "status": "True", "message": "gave up"}]}},
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "status": {"conditions": [{"type": "Stalled", "status": "True", "message": "gave up"}]},
+        },
         FAILED,
     ),
     ("custom resource without status", {"apiVersion": "example.com/v1", "kind": "Widget"}, CURRENT),
     ("configmap", {"apiVersion": "v1", "kind": "ConfigMap", "data": {}}, CURRENT),
     (
         "object being deleted",
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"},
+        },
         HealthStatus.TERMINATING,
     ),
 ]

@@ -32,7 +32,9 @@ def test_merged_kubeconfig_has_a_context_per_cluster(tmp_path: Path) -> None:
     ca = pki.CertificateAuthority(tmp_path, "ca")
     pair = ca.issue_client("admin", "admin", ("system:masters",))
     configs = [
-        kubeconfig.kubeconfig_dict(name, f"https://127.0.0.1:{port}", ca.pair.cert_pem(), pair, "admin")
+        kubeconfig.kubeconfig_dict(
+            name, f"https://127.0.0.1:{port}", ca.pair.cert_pem(), pair, "admin"
+        )
         for name, port in (("dev", 1), ("prod", 2))
     ]
     merged = kubeconfig.merge(configs)

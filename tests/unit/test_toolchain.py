@@ -37,7 +37,10 @@ def test_staging_modules_are_the_k8s_modules_required_at_v0_0_0() -> None:
 
 def test_cache_folder_is_keyed_by_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path))
-    assert toolchain.KUBERNETES.directory == tmp_path / "bin" / f"kubernetes-{toolchain.KUBERNETES_VERSION}"
+    assert (
+        toolchain.KUBERNETES.directory
+        == tmp_path / "bin" / f"kubernetes-{toolchain.KUBERNETES_VERSION}"
+    )
     assert toolchain.binary("kube-scheduler").parent == toolchain.KUBERNETES.directory
     assert not toolchain.ETCD.is_built()
 
@@ -57,5 +60,7 @@ def test_version_ldflags_set_every_field_in_both_packages() -> None:
 
 
 def test_pseudo_versions_of_published_modules_are_not_staging() -> None:
-    go_mod = "require (\n\tk8s.io/utils v0.0.0-20250604170112-4c0f3b243397\n\tk8s.io/api v0.0.0\n)\n"
+    go_mod = (
+        "require (\n\tk8s.io/utils v0.0.0-20250604170112-4c0f3b243397\n\tk8s.io/api v0.0.0\n)\n"
+    )
     assert toolchain.staging_modules(go_mod) == ["k8s.io/api"]
