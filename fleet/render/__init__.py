@@ -1,0 +1,1 @@
+"""Rendering units into objects with the real kustomize (and, later, helm)."""
