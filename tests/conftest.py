@@ -68,3 +68,9 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    # Textual and kubernetes.aio run on asyncio only; never parametrize over trio.
+    return "asyncio"
