@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv k8s-bin test test-unit lint typecheck demo clusters-up clusters-down clean
+.PHONY: all venv system-deps k8s-bin test test-unit lint typecheck demo clusters-up clusters-down clean
 
 all: test
 
@@ -22,8 +22,17 @@ venv: $(STAMP)
 k8s-bin:
 	$(PYTHON) -m fleet.localkube.toolchain
 
+## System packages the integration tests need: sshd for the Git-over-SSH tests (root only).
+system-deps:
+	@if [ -x /usr/sbin/sshd ]; then :; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "system-deps: not root, cannot install openssh-server; SSH tests will be skipped"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
+	fi
+
 ## The whole test suite: unit tests and tests against real local control planes.
-test: venv k8s-bin
+test: venv system-deps k8s-bin
 	$(BIN)/pytest
 
 ## Only the fast tests of the pure core.
