@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from fleet import __version__
-from fleet.cli import dev
+from fleet.cli import agent, dev
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fleet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    agent.register(subparsers)
     dev.register(subparsers)
     return parser
 

@@ -304,19 +304,21 @@ class KubeClient:
         )
         return created
 
-    async def replace_status(self, obj: Mapping[str, Any]) -> Object:
+    async def apply_status(self, obj: Mapping[str, Any], *, field_manager: str) -> Object:
+        """Server-side apply of an object's status subresource."""
         metadata = obj.get("metadata", {})
+        namespace, name = metadata.get("namespace"), metadata["name"]
         info = await self.resource(obj["apiVersion"], obj["kind"])
-        path = info.path(metadata.get("namespace") if info.namespaced else None, metadata["name"])
-        replaced: Object = await self.request(
-            "PUT",
-            path + "/status",
+        path = info.path(namespace if info.namespaced else None, name) + "/status"
+        applied: Object = await self.request(
+            "PATCH",
+            path,
             body=obj,
-            what=_describe(
-                obj["kind"], metadata.get("namespace"), metadata["name"], "update status"
-            ),
+            query={"fieldManager": field_manager, "force": "true"},
+            content_type="application/apply-patch+yaml",
+            what=_describe(obj["kind"], namespace, name, "apply status of"),
         )
-        return replaced
+        return applied
 
     async def delete(
         self,

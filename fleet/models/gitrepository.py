@@ -16,7 +16,7 @@ KIND = "GitRepository"
 DEFAULT_BRANCH = "master"
 """Flux's default when ``ref`` is unset; it does not look up the remote's HEAD."""
 
-_URL_SCHEMES = ("http://", "https://", "ssh://", "file://")
+_URL_SCHEMES = ("http://", "https://", "ssh://", "git://", "file://")
 
 
 class GitRef(FluxModel):
@@ -85,7 +85,7 @@ class GitRepositorySpec(FluxModel):
     def _known_scheme(cls, url: str) -> str:
         if not url.startswith(_URL_SCHEMES):
             raise ValueError(
-                f'unsupported URL "{url}": must start with http://, https://, ssh:// or file://'
+                f'unsupported URL "{url}": must start with http://, https://, ssh://, git:// or file://'
             )
         return url
 

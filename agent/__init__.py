@@ -1,0 +1,1 @@
+"""The per-cluster pull agent: reconcile loop, drift watch, status reporting."""

@@ -1,0 +1,182 @@
+"""Live copies of every object the agent manages, kept current by watches.
+
+One watch per kind, cluster-wide, filtered to objects carrying the agent's unit label.
+The cache serves two purposes: a periodic resync can tell without any request that an
+object still matches what was applied, and a change made by anyone else reaches the
+agent within milliseconds (drift healing). Watches resume from the last seen
+resourceVersion (advanced by BOOKMARK events) and re-list after 410 Gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from fleet.api import unit as unit_api
+from fleet.core.manifests import ObjectKey, api_group
+from fleet.kube import KubeClient, KubeError
+from fleet.kube.errors import Gone, NotFound
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+ChangeHandler = Callable[[str, ObjectKey, Object], Awaitable[None]]
+"""Called with the event type (ADDED, MODIFIED, DELETED), the object's key and the object."""
+
+_RETRY_SECONDS = 1.0
+
+
+class LiveCache:
+    """Watched objects by key; ``ensure_watch`` adds a kind, ``changed`` wakes waiters."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        on_change: ChangeHandler | None = None,
+        *,
+        label_selector: str = unit_api.UNIT_NAME_LABEL,
+        namespace: str | None = None,
+    ) -> None:
+        self._client = client
+        self._label_selector = label_selector
+        self._namespace = namespace
+        self._on_change = on_change
+        self._objects: dict[ObjectKey, Object] = {}
+        self._watched: dict[tuple[str, str], anyio.Event] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self.changed = _Pulse()
+        """Pulses on every change; health checks wait on it instead of polling."""
+
+    def get(self, key: ObjectKey) -> Object | None:
+        return self._objects.get(key)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def is_watched(self, api_version: str, kind: str) -> bool:
+        return (api_group(api_version), kind) in self._watched
+
+    async def run(
+        self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host the watch tasks; returns only when cancelled."""
+        async with anyio.create_task_group() as tasks:
+            self._task_group = tasks
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def ensure_watch(self, api_version: str, kind: str) -> None:
+        """Start watching a kind (once) and wait until its initial list is in the cache."""
+        key = (api_group(api_version), kind)
+        synced = self._watched.get(key)
+        if synced is None:
+            assert self._task_group is not None, "LiveCache.run() must be started first"
+            synced = self._watched[key] = anyio.Event()
+            self._task_group.start_soon(self._watch_kind, api_version, kind, synced)
+        await synced.wait()
+
+    async def _watch_kind(self, api_version: str, kind: str, synced: anyio.Event) -> None:
+        selector = self._label_selector
+        group = api_group(api_version)
+        version = ""
+        while True:
+            try:
+                if not version:
+                    version = await self._relist(api_version, kind, group, selector)
+                    synced.set()
+                async for event in self._client.watch(
+                    api_version,
+                    kind,
+                    self._namespace,
+                    resource_version=version,
+                    label_selector=selector,
+                ):
+                    obj = event.object
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event.type == "BOOKMARK":
+                        continue
+                    await self._apply_event(event.type, obj)
+            except Gone:
+                log.info("watch of %s expired; listing again", kind)
+                version = ""
+            except NotFound:
+                # No such kind (yet): its CRD may be applied in a moment; look again soon.
+                synced.set()
+                await anyio.sleep(_RETRY_SECONDS)
+                version = ""
+            except KubeError as error:
+                log.warning("watch of %s failed: %s; retrying", kind, error)
+                await anyio.sleep(_RETRY_SECONDS)
+
+    async def _relist(self, api_version: str, kind: str, group: str, selector: str) -> str:
+        items, version = await self._client.list(
+            api_version, kind, self._namespace, label_selector=selector
+        )
+        fresh = {ObjectKey.from_manifest(item): item for item in items}
+        stale = [k for k in self._objects if k.group == group and k.kind == kind and k not in fresh]
+        for key in stale:
+            gone = self._objects.pop(key)
+            await self._notify("DELETED", key, gone)
+        for key, item in fresh.items():
+            previous = self._objects.get(key)
+            self._objects[key] = item
+            if previous is None or _version(previous) != _version(item):
+                await self._notify("ADDED" if previous is None else "MODIFIED", key, item)
+        self.changed.pulse()
+        return version
+
+    async def _apply_event(self, kind: str, obj: Object) -> None:
+        key = ObjectKey.from_manifest(obj)
+        if kind == "DELETED":
+            self._objects.pop(key, None)
+        else:
+            self._objects[key] = obj
+        self.changed.pulse()
+        await self._notify(kind, key, obj)
+
+    async def _notify(self, kind: str, key: ObjectKey, obj: Object) -> None:
+        if self._on_change is None:
+            return
+        try:
+            await self._on_change(kind, key, obj)
+        except Exception:  # a handler bug must not kill the watch
+            log.exception("handling %s of %s failed", kind, key)
+
+    def remember(self, obj: Object) -> None:
+        """Store an object the agent just wrote, unless the watch already has a newer one."""
+        key = ObjectKey.from_manifest(obj)
+        current = self._objects.get(key)
+        if current is None or _newer(obj, current):
+            self._objects[key] = obj
+
+    def forget(self, key: ObjectKey) -> None:
+        self._objects.pop(key, None)
+
+
+def _version(obj: Object) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion", ""))
+
+
+def _newer(candidate: Object, current: Object) -> bool:
+    try:
+        return int(_version(candidate)) > int(_version(current))
+    except ValueError:
+        return True
+
+
+class _Pulse:
+    """A broadcast signal: every waiter wakes at the next ``pulse``."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()

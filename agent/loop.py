@@ -1,0 +1,569 @@
+"""The agent: keeps every unit of one cluster reconciled with Git, and heals drift.
+
+Sources are polled on their interval; a new revision queues the units that use it.
+Workers take units from a work queue, run the reconcile pipeline, write the unit's
+status once, and requeue it (interval when Ready, retryInterval with backoff when
+not, nothing when stalled until a new revision arrives). Every managed object is
+watched; an out-of-band change is re-applied at once and recorded as drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from agent import units as unit_defs
+from agent.applier import Applier, ApplyReport
+from agent.livecache import LiveCache
+from agent.metrics import AgentMetrics
+from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
+from agent.settings import AgentSettings
+from agent.sources import Sources
+from agent.store import UnitStore
+from agent.units import ROOT_KEY, ROOT_SOURCE, UnitDefinition
+from agent.workqueue import WorkQueue
+from fleet.api import unit as unit_api
+from fleet.core import drift, plan
+from fleet.core.inventory import InventoryEntry, inventory_from_status, inventory_to_status
+from fleet.core.manifests import ObjectKey
+from fleet.kube import KubeClient, KubeError
+from fleet.models import GitRepository, NamespacedName
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+MAX_BACKOFF = 300.0
+UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
+
+
+@dataclasses.dataclass
+class UnitState:
+    """Everything the agent remembers about one unit between reconciles."""
+
+    definition: UnitDefinition
+    inventory: list[InventoryEntry] = dataclasses.field(default_factory=list)
+    desired: dict[ObjectKey, Object] = dataclasses.field(default_factory=dict)
+    applied_revision: str | None = None
+    attempted_revision: str | None = None
+    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    stalled_on: str | None = None
+    """``revision|spec digest`` of a terminal failure: not retried until either changes."""
+    failures: int = 0
+    drift_count: int = 0
+    last_drift: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    suspended_by_request: bool = False
+    handled_request: str | None = None
+    force_next: bool = False
+
+    @property
+    def key(self) -> NamespacedName:
+        return self.definition.key
+
+    @property
+    def ready(self) -> bool:
+        condition = next((c for c in self.conditions if c["type"] == "Ready"), None)
+        return bool(condition and condition["status"] == "True")
+
+    @property
+    def suspended(self) -> bool:
+        return self.definition.kustomization.spec.suspend or self.suspended_by_request
+
+    @property
+    def ready_at_its_revision(self) -> bool:
+        """Flux's test for a dependency: Ready, and not half way to a newer revision."""
+        return self.ready and self.applied_revision == self.attempted_revision
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, client: KubeClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.metrics = AgentMetrics()
+        self.cache = LiveCache(client, self._on_live_change)
+        self.unit_cache = LiveCache(
+            client,
+            self._on_unit_change,
+            label_selector=f"{UNIT_MANAGED_LABEL}=fleet-agent",
+            namespace=settings.namespace,
+        )
+        self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
+        self.store = UnitStore(client, settings.namespace)
+        self.sources = Sources(settings.agent_work_dir, client)
+        self.queue: WorkQueue[NamespacedName] = WorkQueue()
+        self.units: dict[NamespacedName, UnitState] = {}
+        self.context = ReconcileContext(
+            client,
+            self.applier,
+            self.cache,
+            anyio.CapacityLimiter(settings.render_workers),
+            default_namespace=settings.default_namespace,
+        )
+        self._stored: dict[str, Object] = {}
+        self._source_wakeups: dict[NamespacedName, anyio.Event] = {}
+        self._polled: set[NamespacedName] = set()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self.started = anyio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            await tasks.start(self.cache.run)
+            await tasks.start(self.unit_cache.run)
+            await self.store.install()
+            self._stored = await self.store.load()
+            root = UnitDefinition(
+                unit_defs.root_kustomization(self.settings.cluster_path, self.settings.interval),
+                None,
+                self.settings.cluster_path,
+            )
+            self._adopt(root)
+            self.sources.track(
+                ROOT_SOURCE,
+                self.settings.repo,
+                self.settings.ref,
+                self.settings.auth,
+                self.settings.interval.total_seconds(),
+            )
+            await self.unit_cache.ensure_watch(unit_api.API_VERSION, unit_api.KIND)
+            self._start_polling(ROOT_SOURCE)
+            for _ in range(self.settings.workers):
+                tasks.start_soon(self._worker)
+            self.started.set()
+            await anyio.sleep_forever()
+
+    def request_reconcile(
+        self, unit: NamespacedName | None = None, *, with_source: bool = False
+    ) -> None:
+        """Reconcile a unit (or all) now; optionally fetch its source first (webhooks)."""
+        if with_source:
+            for key in self._polled:
+                self._wake_source(key)
+        for key in [unit] if unit else list(self.units):
+            if key in self.units:
+                self.units[key].force_next = True
+                self.queue.add(key)
+
+    def _adopt(self, definition: UnitDefinition) -> UnitState:
+        """Track a unit, picking up what a previous agent stored for it."""
+        existing = self.units.get(definition.key)
+        if existing is not None:
+            changed = existing.definition.kustomization != definition.kustomization
+            existing.definition = definition
+            if changed:
+                existing.stalled_on = None
+                self.queue.add(definition.key)
+            return existing
+        state = UnitState(definition)
+        stored = self._stored.get(definition.resource_name)
+        if stored is not None:
+            status = stored.get("status") or {}
+            state.inventory = inventory_from_status(status)
+            state.applied_revision = status.get("lastAppliedRevision")
+            state.attempted_revision = status.get("lastAttemptedRevision")
+            state.conditions = list(status.get("conditions") or [])
+            state.drift_count = int(status.get("driftCount") or 0)
+            annotations = stored["metadata"].get("annotations") or {}
+            state.suspended_by_request = annotations.get(unit_api.SUSPEND_ANNOTATION) == "true"
+            state.handled_request = status.get("lastHandledReconcileAt")
+        self.units[definition.key] = state
+        self.queue.add(definition.key)
+        return state
+
+    def _start_polling(self, key: NamespacedName) -> None:
+        if key in self._polled:
+            return
+        self._polled.add(key)
+        assert self._tasks is not None
+        self._tasks.start_soon(self._poll_source, key)
+
+    def _wake_source(self, key: NamespacedName) -> None:
+        event = self._source_wakeups.get(key)
+        if event is not None:
+            event.set()
+
+    async def _poll_source(self, key: NamespacedName) -> None:
+        while (tracked := self.sources.get(key)) is not None:
+            started = time.monotonic()
+            result = await self.sources.fetch(key)
+            label = str(key)
+            self.metrics.fetch_duration.labels(label).observe(time.monotonic() - started)
+            if result is None:
+                self.metrics.fetch_errors.labels(label).inc()
+            if result is None or result.changed:
+                for state in list(self.units.values()):
+                    if self._source_key(state.definition) == key:
+                        self.queue.add(state.key)
+            wakeup = self._source_wakeups[key] = anyio.Event()
+            with anyio.move_on_after(tracked.interval):
+                await wakeup.wait()
+        self._polled.discard(key)
+
+    def _source_key(self, definition: UnitDefinition) -> NamespacedName:
+        reference = definition.kustomization.spec.source_ref
+        if reference is None or definition.key == ROOT_KEY:
+            return ROOT_SOURCE
+        key = NamespacedName(reference.namespace or definition.key.namespace, reference.name)
+        if self.sources.get(key) is None and reference.name == unit_defs.FLUX_ROOT_SOURCE_NAME:
+            return ROOT_SOURCE
+        return key
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self._reconcile(key)
+            except Exception:
+                log.exception("reconcile crashed", extra={"unit": key})
+                self.queue.add_after(key, 10)
+            finally:
+                self.queue.done(key)
+
+    def _dependency_graph(self) -> dict[NamespacedName, list[NamespacedName]]:
+        return {key: state.definition.depends_on for key, state in self.units.items()}
+
+    async def _reconcile(self, key: NamespacedName) -> None:
+        state = self.units.get(key)
+        if state is None:
+            return
+        definition = state.definition
+        forced, state.force_next = state.force_next, False
+        if state.suspended:
+            await self._save(state)
+            return
+
+        problems = plan.find_dependency_problems(self._dependency_graph())
+        problem = problems.message(key)
+        if problem:
+            await self._finish(
+                state, self._failure(state, "DependencyInvalid", problem, stalled=True)
+            )
+            return
+        blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
+        if blocking:
+            names = ", ".join(f"'{d}'" for d in blocking)
+            message = f"dependency {names} is not ready"
+            state.conditions = unit_api.set_condition(
+                state.conditions, "Ready", False, "DependencyNotReady", message
+            )
+            await self._save(state)
+            self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
+            return
+
+        source_key = self._source_key(definition)
+        tracked = self.sources.get(source_key)
+        if tracked is None:
+            message = f"source GitRepository '{source_key}' not found"
+            await self._finish(state, self._failure(state, "ArtifactFailed", message))
+            return
+        revision = tracked.revision
+        if revision is None:
+            message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
+            await self._finish(state, self._failure(state, "ArtifactFailed", message))
+            return
+
+        marker = f"{revision.display}|{drift.desired_digest(definition.kustomization.model_dump())}"
+        if state.stalled_on == marker and not forced:
+            return
+        checkout = await self.sources.checkout(source_key, revision)
+        outcome = await reconcile_unit(
+            self.context, definition, checkout, revision.display, state.inventory
+        )
+        await self._finish(state, outcome, marker=marker, checkout=checkout)
+
+    def _failure(
+        self, state: UnitState, reason: str, message: str, *, stalled: bool = False
+    ) -> Outcome:
+        return Outcome(False, reason, message, state.attempted_revision or "", stalled=stalled)
+
+    async def _finish(
+        self,
+        state: UnitState,
+        outcome: Outcome,
+        *,
+        marker: str | None = None,
+        checkout: Path | None = None,
+    ) -> None:
+        """Fold an outcome into the unit's state, write status once, requeue."""
+        key = state.key
+        was_ready = state.ready
+        spec = state.definition.kustomization.spec
+        if outcome.revision:
+            state.attempted_revision = outcome.revision
+        if outcome.applied:
+            state.applied_revision = outcome.revision
+        if outcome.inventory is not None:
+            state.inventory = outcome.inventory
+        if outcome.desired:
+            state.desired = outcome.desired
+        state.warnings = outcome.warnings
+        state.conditions = unit_api.set_condition(
+            state.conditions, "Ready", outcome.ready, outcome.reason, outcome.message
+        )
+        state.conditions = unit_api.set_condition(
+            state.conditions,
+            "Stalled",
+            outcome.stalled,
+            outcome.reason if outcome.stalled else "ReconciliationSucceeded",
+            outcome.message if outcome.stalled else "",
+        )
+        state.stalled_on = marker if outcome.stalled else None
+
+        if outcome.applied and outcome.split is not None:
+            await self._sync_children(state, outcome.split.children)
+            await self._sync_sources(outcome.split.sources)
+
+        labels = dict(
+            zip(("kind", "namespace", "name"), ("Kustomization", *_parts(key)), strict=True)
+        )
+        self.metrics.reconcile_duration.labels(**labels).observe(outcome.duration)
+        self.metrics.ready.labels(**labels).set(1 if outcome.ready else 0)
+        self.metrics.inventory_size.labels(**labels).set(len(state.inventory))
+        if outcome.counts.get("applied"):
+            self.metrics.objects_applied.labels(**labels).inc(outcome.counts["applied"])
+        if outcome.counts.get("pruned"):
+            self.metrics.objects_pruned.labels(**labels).inc(outcome.counts["pruned"])
+
+        extra = {"unit": key, "revision": outcome.revision}
+        if outcome.ready:
+            state.failures = 0
+            if not was_ready or outcome.counts.get("applied") or outcome.counts.get("pruned"):
+                log.info("%s (%s)", outcome.message, _counts(outcome.counts), extra=extra)
+                await self.store.record_event(
+                    state.definition.resource_name, "Normal", outcome.reason, outcome.message
+                )
+            self.queue.add_after(key, spec.interval.total_seconds())
+        else:
+            state.failures += 1
+            log.warning("%s: %s", outcome.reason, outcome.message, extra=extra)
+            if was_ready or state.failures == 1:
+                await self.store.record_event(
+                    state.definition.resource_name, "Warning", outcome.reason, outcome.message
+                )
+            if not outcome.stalled:
+                backoff = min(
+                    spec.effective_retry_interval.total_seconds() * 2 ** (state.failures - 1),
+                    MAX_BACKOFF,
+                )
+                self.queue.add_after(key, backoff)
+        await self._save(state)
+        if state.ready_at_its_revision:
+            for other in self.units.values():
+                if key in other.definition.depends_on and not other.ready_at_its_revision:
+                    self.queue.add(other.key)
+
+    async def _sync_children(self, parent: UnitState, children: list[UnitDefinition]) -> None:
+        unit_defs.check_unique_children(children)
+        for child in children:
+            self._adopt(child)
+        current = {c.key for c in children}
+        orphans = [
+            s
+            for s in self.units.values()
+            if s.definition.parent == parent.key and s.key not in current
+        ]
+        for orphan in orphans:
+            if parent.definition.kustomization.spec.prune:
+                await self._remove_unit(orphan)
+            else:
+                del self.units[orphan.key]
+
+    async def _remove_unit(self, state: UnitState) -> None:
+        """A unit left Git: delete what it owns (per its prune and deletionPolicy), then it."""
+        spec = state.definition.kustomization.spec
+        policy = spec.deletion_policy
+        delete_objects = policy == "Delete" or (
+            policy in ("MirrorPrune", "WaitForTermination") and spec.prune
+        )
+        if delete_objects and state.inventory:
+            report = await self.applier.prune(
+                self.client,
+                list(reversed(state.inventory)),
+                unit_labels=unit_labels(state.definition),
+            )
+            if report.failures:
+                log.warning(
+                    "removing unit %s left objects behind: %s",
+                    state.key,
+                    report.failures,
+                    extra={"unit": state.key},
+                )
+        del self.units[state.key]
+        try:
+            await self.store.delete(state.definition.resource_name)
+        except KubeError as error:
+            log.warning("could not delete Unit %s: %s", state.definition.resource_name, error)
+
+    async def _sync_sources(self, repositories: list[GitRepository]) -> None:
+        for repository in repositories:
+            try:
+                await self.sources.define(repository)
+            except Exception as error:  # reported on the units that reference it
+                log.warning("cannot follow GitRepository %s: %s", repository.key, error)
+                continue
+            self._start_polling(repository.key)
+
+    def _status(self, state: UnitState) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "conditions": state.conditions,
+            "lastAppliedRevision": state.applied_revision,
+            "lastAttemptedRevision": state.attempted_revision,
+            "inventory": inventory_to_status(state.inventory),
+            "inventorySize": len(state.inventory),
+            "driftCount": state.drift_count,
+            "lastDriftAt": state.last_drift,
+            "warnings": state.warnings,
+            "lastHandledReconcileAt": state.handled_request,
+        }
+        if state.key == ROOT_KEY:
+            tracked = self.sources.get(ROOT_SOURCE)
+            if tracked is not None:
+                status["source"] = {
+                    "url": tracked.url,
+                    "revision": tracked.revision.display if tracked.revision else None,
+                    "ready": tracked.error is None,
+                    "message": tracked.error or "fetched",
+                }
+        return {k: v for k, v in status.items() if v is not None}
+
+    def _spec(self, state: UnitState) -> dict[str, Any]:
+        definition = state.definition
+        spec = definition.kustomization.spec
+        return {
+            "kind": "Kustomization",
+            "namespace": definition.key.namespace,
+            "name": definition.key.name,
+            "parent": str(definition.parent) if definition.parent else None,
+            "file": definition.file,
+            "path": spec.path,
+            "source": str(self._source_key(definition)),
+            "interval": str(spec.interval),
+            "prune": spec.prune,
+            "wait": spec.wait,
+            "suspend": state.suspended,
+            "dependsOn": [str(d) for d in definition.depends_on],
+        }
+
+    async def _save(self, state: UnitState) -> None:
+        labels = {
+            UNIT_MANAGED_LABEL: "fleet-agent",
+            unit_api.UNIT_NAMESPACE_LABEL: state.key.namespace,
+            unit_api.UNIT_NAME_LABEL: state.key.name,
+        }
+        self.metrics.suspended.labels("Kustomization", *_parts(state.key)).set(
+            1 if state.suspended else 0
+        )
+        try:
+            await self.store.save(
+                state.definition.resource_name, self._spec(state), labels, self._status(state)
+            )
+        except KubeError as error:
+            log.warning("could not write status: %s", error, extra={"unit": state.key})
+
+    async def _on_live_change(self, event: str, key: ObjectKey, live: Object) -> None:
+        """A watched object changed: if someone else changed what we applied, revert it."""
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        owner = NamespacedName(
+            labels.get(unit_api.UNIT_NAMESPACE_LABEL, ""), labels.get(unit_api.UNIT_NAME_LABEL, "")
+        )
+        state = self.units.get(owner)
+        if state is None or state.suspended or key in self.applier.in_flight:
+            return
+        desired = state.desired.get(key)
+        if desired is None or key not in self.applier.state:
+            return  # not (or no longer) applied by this agent: being pruned, or not yet applied
+        if event != "DELETED" and self.applier.unchanged(key, desired):
+            return
+        seen = time.monotonic()
+        changes = (
+            ["object deleted"]
+            if event == "DELETED"
+            else [str(c) for c in drift.changed_fields(live, desired)][:5]
+        )
+        who = _last_writer(live) if event != "DELETED" else None
+        assert self._tasks is not None
+        self._tasks.start_soon(self._heal, state, key, desired, changes, who, seen)
+
+    async def _heal(
+        self,
+        state: UnitState,
+        key: ObjectKey,
+        desired: Object,
+        changes: list[str],
+        who: str | None,
+        seen: float,
+    ) -> None:
+        client = self.client
+        spec = state.definition.kustomization.spec
+        if spec.service_account_name:
+            client = client.as_service_account(state.key.namespace, spec.service_account_name)
+        report = ApplyReport()
+        try:
+            await self.applier.apply_one(client, desired, force=spec.force, report=report)
+        except KubeError as error:
+            log.warning("could not revert drift of %s: %s", key, error, extra={"unit": state.key})
+            return
+        if not report.applied:
+            return
+        self.metrics.heal_duration.observe(time.monotonic() - seen)
+        self.metrics.drift_corrections.labels("Kustomization", *_parts(state.key)).inc()
+        state.drift_count += 1
+        state.last_drift = unit_api.now()
+        by = f" by {who}" if who else ""
+        message = f"{key} changed{by}; reverted: {'; '.join(changes) or 'fields changed'}"
+        log.info("drift corrected: %s", message, extra={"unit": state.key, "object": key})
+        await self.store.record_event(
+            state.definition.resource_name, "Normal", "DriftCorrected", message
+        )
+        await self._save(state)
+
+    async def _on_unit_change(self, event: str, key: ObjectKey, unit: Object) -> None:
+        """A person asked something of a unit through its annotations."""
+        if event == "DELETED":
+            return
+        annotations = unit["metadata"].get("annotations") or {}
+        spec = unit.get("spec") or {}
+        unit_key = NamespacedName(spec.get("namespace", ""), spec.get("name", ""))
+        state = self.units.get(unit_key)
+        if state is None:
+            return
+        suspended = annotations.get(unit_api.SUSPEND_ANNOTATION) == "true"
+        if suspended != state.suspended_by_request:
+            state.suspended_by_request = suspended
+            log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
+            self.queue.add(unit_key)
+        requested = annotations.get(unit_api.REQUESTED_AT_ANNOTATION)
+        if requested and requested != state.handled_request:
+            state.handled_request = requested
+            state.force_next = True
+            self.queue.add(unit_key)
+
+
+def _parts(key: NamespacedName) -> tuple[str, str]:
+    return key.namespace, key.name
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no changes"
+
+
+def _last_writer(live: Object) -> str | None:
+    """The field manager that wrote the object last, other than the agent."""
+    entries = [
+        m
+        for m in (live.get("metadata") or {}).get("managedFields") or []
+        if m.get("manager") != unit_api.FIELD_MANAGER
+    ]
+    if not entries:
+        return None
+    latest = max(entries, key=lambda m: m.get("time") or "")
+    return f"{latest.get('manager')} ({latest.get('operation', '').lower()})"

@@ -1,0 +1,358 @@
+"""One reconcile of one unit, as a straight pipeline (Flux's kustomize-controller shape):
+
+variables -> render -> split -> validate -> apply -> inventory -> prune -> health -> outcome.
+
+Nothing here writes status: the caller writes it once from the returned ``Outcome``,
+whatever happened. Any failure before apply leaves the cluster untouched; a failure
+during apply or prune keeps every object that may exist in the inventory, so nothing is
+ever orphaned.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from agent.applier import Applier
+from agent.livecache import LiveCache
+from agent.units import SplitRender, UnitDefinition, split_render
+from fleet.api import unit as unit_api
+from fleet.core import health, inventory
+from fleet.core.inventory import InventoryEntry
+from fleet.core.manifests import ObjectKey, api_group
+from fleet.kube import KubeClient, KubeError, NotFound
+from fleet.models import ManifestError
+from fleet.render import kustomize
+
+Object = dict[str, Any]
+
+MAX_LISTED_PROBLEMS = 5
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a reconcile found; the caller turns it into status, events and requeues."""
+
+    ready: bool
+    reason: str
+    message: str
+    revision: str
+    applied: bool = False
+    """True when this revision was applied (and pruned) in full: lastAppliedRevision moves."""
+    stalled: bool = False
+    """A terminal error: retrying the same revision cannot help."""
+    inventory: list[InventoryEntry] | None = None
+    """The unit's inventory after this run; None keeps the stored one."""
+    split: SplitRender | None = None
+    """The render, sorted; None when the render failed (children stay as they were)."""
+    desired: dict[ObjectKey, Object] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    duration: float = 0.0
+
+
+@dataclasses.dataclass
+class ReconcileContext:
+    """What every reconcile of one cluster shares."""
+
+    client: KubeClient
+    applier: Applier
+    cache: LiveCache
+    render_limiter: anyio.CapacityLimiter
+    default_namespace: str = "default"
+
+
+def unit_labels(unit: UnitDefinition) -> dict[str, str]:
+    return {
+        unit_api.UNIT_NAME_LABEL: unit.key.name,
+        unit_api.UNIT_NAMESPACE_LABEL: unit.key.namespace,
+    }
+
+
+def _label(obj: Object, labels: Mapping[str, str]) -> Object:
+    metadata = dict(obj.get("metadata") or {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    return {**obj, "metadata": metadata}
+
+
+def _listed(problems: Sequence[str]) -> str:
+    shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+async def resolve_variables(client: KubeClient, unit: UnitDefinition) -> dict[str, str]:
+    """Values for postBuild.substituteFrom, read from ConfigMaps and Secrets in the unit's
+    namespace; a missing non-optional one raises LookupError naming it."""
+    post_build = unit.kustomization.spec.post_build
+    if post_build is None:
+        return {}
+    variables: dict[str, str] = {}
+    for reference in post_build.substitute_from:
+        found = await client.get("v1", reference.kind, reference.name, unit.key.namespace)
+        if found is None:
+            if reference.optional:
+                continue
+            where = f"{unit.key.namespace}/{reference.name}"
+            raise LookupError(f"postBuild.substituteFrom: {reference.kind} {where} not found")
+        data = found.get("data") or {}
+        if reference.kind == "Secret":
+            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        variables.update({k: str(v) for k, v in data.items()})
+    return variables
+
+
+async def _default_namespaces(
+    ctx: ReconcileContext, objects: list[Object], defined_crds: Mapping[tuple[str, str], bool]
+) -> list[str]:
+    """Give namespaced objects without a namespace the default one; returns problems
+    (kinds that neither the cluster nor this render's CRDs define)."""
+    problems: list[str] = []
+    for obj in objects:
+        group_kind = (api_group(obj.get("apiVersion")), str(obj.get("kind")))
+        try:
+            namespaced = await ctx.applier.namespaced(obj)
+        except NotFound as error:
+            if group_kind not in defined_crds:
+                problems.append(f"{ObjectKey.from_manifest(obj)}: {error.message}")
+                continue
+            namespaced = defined_crds[group_kind]
+        metadata = obj["metadata"]
+        if namespaced and not metadata.get("namespace"):
+            metadata["namespace"] = ctx.default_namespace
+        elif not namespaced and metadata.get("namespace"):
+            del metadata["namespace"]
+    return problems
+
+
+def _crds_in(objects: Sequence[Object]) -> dict[tuple[str, str], bool]:
+    found = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind")
+            found[(str(spec.get("group")), str(kind))] = spec.get("scope") == "Namespaced"
+    return found
+
+
+def _owned_elsewhere(
+    cache: LiveCache, objects: Sequence[Object], unit: UnitDefinition
+) -> list[str]:
+    """Objects another unit of this agent already manages: applying them would start a war."""
+    mine = unit_labels(unit)
+    problems = []
+    for obj in objects:
+        live = cache.get(ObjectKey.from_manifest(obj))
+        labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+        owner = labels.get(unit_api.UNIT_NAME_LABEL)
+        if owner and any(labels.get(k) != v for k, v in mine.items()):
+            other = f"{labels.get(unit_api.UNIT_NAMESPACE_LABEL)}/{owner}"
+            problems.append(f"{ObjectKey.from_manifest(obj)} is already managed by unit {other}")
+    return problems
+
+
+async def reconcile_unit(
+    ctx: ReconcileContext,
+    unit: UnitDefinition,
+    checkout: Path,
+    revision: str,
+    previous: Sequence[InventoryEntry],
+) -> Outcome:
+    started = time.monotonic()
+    outcome = await _reconcile(ctx, unit, checkout, revision, list(previous))
+    outcome.duration = time.monotonic() - started
+    return outcome
+
+
+async def _reconcile(
+    ctx: ReconcileContext,
+    unit: UnitDefinition,
+    checkout: Path,
+    revision: str,
+    previous: list[InventoryEntry],
+) -> Outcome:
+    spec = unit.kustomization.spec
+    client = ctx.client
+    if spec.service_account_name:
+        client = client.as_service_account(unit.key.namespace, spec.service_account_name)
+
+    try:
+        variables = await resolve_variables(client, unit)
+    except LookupError as error:
+        return Outcome(False, "ReconciliationFailed", str(error), revision)
+    except KubeError as error:
+        return Outcome(False, "ReconciliationFailed", error.message, revision)
+
+    try:
+        async with ctx.render_limiter:
+            rendered = await anyio.to_thread.run_sync(kustomize.render, checkout, spec, variables)
+    except kustomize.RenderError as error:
+        return Outcome(False, "BuildFailed", str(error), revision, stalled=True)
+    except ManifestError as error:
+        return Outcome(False, "BuildFailed", str(error), revision, stalled=True)
+
+    try:
+        split = split_render(unit, rendered.objects, default_namespace=ctx.default_namespace)
+    except ManifestError as error:
+        return Outcome(False, "BuildFailed", str(error), revision, stalled=True)
+    warnings = list(rendered.warnings)
+    unsupported_fields = unit.kustomization.unsupported_fields()
+    if unsupported_fields:
+        warnings.append(f"fields not supported, ignored: {', '.join(unsupported_fields)}")
+    if split.unsupported:
+        warnings.append(f"Flux objects not carried out yet: {', '.join(split.unsupported)}")
+
+    labels = unit_labels(unit)
+    objects = [_label(obj, labels) for obj in split.objects]
+    problems = await _default_namespaces(ctx, objects, _crds_in(objects))
+    if problems:
+        return Outcome(False, "ReconciliationFailed", _listed(problems), revision, split=split)
+    # Watching first lets the cache tell unchanged objects apart without requests.
+    for api_version, kind in {(o["apiVersion"], o["kind"]) for o in objects}:
+        await ctx.cache.ensure_watch(api_version, kind)
+    conflicts = _owned_elsewhere(ctx.cache, objects, unit)
+    if conflicts:
+        return Outcome(
+            False, "ReconciliationFailed", _listed(conflicts), revision, split=split, stalled=True
+        )
+
+    desired = {ObjectKey.from_manifest(o): o for o in objects}
+    current = inventory.inventory_of(objects)
+    report = await ctx.applier.apply_all(client, objects, force=spec.force)
+    counts = {"applied": len(report.applied), "unchanged": len(report.unchanged)}
+    if not report.ok:
+        survivors = _union(previous, [e for e in current if e.key in set(report.applied)])
+        failures = [f"{key}: {message}" for key, message in report.failures]
+        return Outcome(
+            False,
+            "ReconciliationFailed",
+            _listed(failures),
+            revision,
+            inventory=survivors,
+            split=split,
+            desired=desired,
+            warnings=warnings,
+            counts=counts,
+        )
+
+    new_inventory = current
+    if spec.prune:
+        allow = (
+            unit.kustomization.metadata.annotations.get(inventory.ALLOW_MASS_PRUNE_ANNOTATION)
+            == "true"
+        )
+        decision = inventory.plan_prune(previous, current, allow_mass_prune=allow)
+        if decision.refused:
+            stale_kept = [e for e in previous if e.key not in desired]
+            return Outcome(
+                False,
+                "PruneFailed",
+                decision.refused,
+                revision,
+                stalled=True,
+                inventory=_union(current, stale_kept),
+                split=split,
+                desired=desired,
+                warnings=warnings,
+                counts=counts,
+            )
+        pruned = await ctx.applier.prune(client, decision.delete, unit_labels=labels)
+        counts["pruned"] = len(pruned.deleted)
+        if pruned.failures:
+            survivors = [entry for entry, _ in pruned.failures]
+            failures = [f"{e.key}: {message}" for e, message in pruned.failures]
+            return Outcome(
+                False,
+                "PruneFailed",
+                _listed(failures),
+                revision,
+                inventory=_union(current, survivors),
+                split=split,
+                desired=desired,
+                warnings=warnings,
+                counts=counts,
+            )
+        warnings.extend(f"kept {e.key}: {why}" for e, why in pruned.kept)
+
+    unhealthy = await _wait_healthy(ctx, client, unit, objects)
+    return Outcome(
+        ready=unhealthy is None,
+        reason="HealthCheckFailed" if unhealthy else "ReconciliationSucceeded",
+        message=unhealthy or f"Applied revision: {revision}",
+        revision=revision,
+        applied=True,
+        inventory=new_inventory,
+        split=split,
+        desired=desired,
+        warnings=warnings,
+        counts=counts,
+    )
+
+
+def _union(
+    first: Sequence[InventoryEntry], second: Sequence[InventoryEntry]
+) -> list[InventoryEntry]:
+    seen = {e.key: e for e in first}
+    for entry in second:
+        seen.setdefault(entry.key, entry)
+    return list(seen.values())
+
+
+def _health_targets(
+    unit: UnitDefinition, objects: Sequence[Object]
+) -> list[tuple[str, str, str, str]]:
+    """(apiVersion, kind, namespace, name) of what ``wait`` or ``healthChecks`` name."""
+    spec = unit.kustomization.spec
+    if spec.wait:
+        return [
+            (o["apiVersion"], o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+            for o in objects
+        ]
+    targets = []
+    for check in spec.health_checks:
+        api_version = check.api_version or "v1"
+        targets.append((api_version, check.kind, check.namespace or "", check.name))
+    return targets
+
+
+async def _wait_healthy(
+    ctx: ReconcileContext, client: KubeClient, unit: UnitDefinition, objects: Sequence[Object]
+) -> str | None:
+    """None when every target is Current within the unit's timeout, else why not."""
+    targets = _health_targets(unit, objects)
+    if not targets:
+        return None
+    timeout = unit.kustomization.spec.effective_timeout.total_seconds()
+    deadline = time.monotonic() + timeout
+    while True:
+        pending: list[str] = []
+        failed: list[str] = []
+        for api_version, kind, namespace, name in targets:
+            key = ObjectKey(api_group(api_version), kind, namespace, name)
+            live = ctx.cache.get(key)
+            if live is None:
+                try:
+                    live = await client.get(api_version, kind, name, namespace or None)
+                except KubeError as error:
+                    pending.append(f"{key}: {error.message}")
+                    continue
+            verdict = health.assess(live)
+            if verdict.status is health.HealthStatus.FAILED:
+                failed.append(f"{key}: {verdict.message}")
+            elif not verdict.ready:
+                pending.append(f"{key}: {verdict.message}")
+        if failed:
+            return f"health check failed: {_listed(failed)}"
+        if not pending:
+            return None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return f"timeout waiting for: {_listed(pending)} after {timeout:.0f}s"
+        with anyio.move_on_after(min(remaining, 2.0)):
+            await ctx.cache.changed.wait()

@@ -1,0 +1,138 @@
+"""The agent's state in its own cluster: Unit objects (spec summary, status, inventory)
+and Kubernetes Events about them.
+
+Writes are skipped when nothing changed, so a periodic resync of unchanged units makes
+no write requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+
+from fleet.api import unit as unit_api
+from fleet.core import drift
+from fleet.kube import KubeClient, KubeError
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+EVENT_COMPONENT = "fleet-agent"
+
+
+class UnitStore:
+    def __init__(self, client: KubeClient, namespace: str = unit_api.AGENT_NAMESPACE) -> None:
+        self._client = client
+        self.namespace = namespace
+        self._written_spec: dict[str, str] = {}
+        self._written_status: dict[str, str] = {}
+        self._uids: dict[str, str] = {}
+
+    async def install(self) -> None:
+        """Ensure the agent's namespace and the Unit CRD exist (idempotent)."""
+        await self._client.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}},
+            field_manager=unit_api.FIELD_MANAGER,
+            force=True,
+        )
+        crd = unit_api.unit_crd()
+        await self._client.apply(crd, field_manager=unit_api.FIELD_MANAGER, force=True)
+        with anyio.fail_after(60):
+            while True:
+                live = await self._client.get(
+                    crd["apiVersion"], crd["kind"], crd["metadata"]["name"]
+                )
+                conditions = {
+                    c["type"]: c["status"]
+                    for c in (live or {}).get("status", {}).get("conditions", [])
+                }
+                if conditions.get("Established") == "True":
+                    break
+                await anyio.sleep(0.1)
+        self._client.forget_discovery(unit_api.API_VERSION)
+
+    async def load(self) -> dict[str, Object]:
+        """Every Unit in the namespace, by name, as a restarted agent finds them."""
+        items, _ = await self._client.list(unit_api.API_VERSION, unit_api.KIND, self.namespace)
+        found = {item["metadata"]["name"]: item for item in items}
+        for name, item in found.items():
+            self._uids[name] = item["metadata"].get("uid", "")
+            self._written_spec[name] = drift.desired_digest(
+                {"spec": item.get("spec"), "labels": item["metadata"].get("labels")}
+            )
+            self._written_status[name] = drift.desired_digest(item.get("status") or {})
+        return found
+
+    async def save(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        labels: Mapping[str, str],
+        status: Mapping[str, Any],
+    ) -> None:
+        """Write a Unit's spec and status, each only when it differs from the last write."""
+        spec_digest = drift.desired_digest({"spec": dict(spec), "labels": dict(labels)})
+        if self._written_spec.get(name) != spec_digest:
+            applied = await self._client.apply(
+                {
+                    "apiVersion": unit_api.API_VERSION,
+                    "kind": unit_api.KIND,
+                    "metadata": {"name": name, "namespace": self.namespace, "labels": dict(labels)},
+                    "spec": dict(spec),
+                },
+                field_manager=unit_api.FIELD_MANAGER,
+                force=True,
+            )
+            self._uids[name] = applied["metadata"].get("uid", "")
+            self._written_spec[name] = spec_digest
+        status_digest = drift.desired_digest(dict(status))
+        if self._written_status.get(name) != status_digest:
+            await self._client.apply_status(
+                {
+                    "apiVersion": unit_api.API_VERSION,
+                    "kind": unit_api.KIND,
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "status": dict(status),
+                },
+                field_manager=unit_api.FIELD_MANAGER,
+            )
+            self._written_status[name] = status_digest
+
+    async def delete(self, name: str) -> None:
+        await self._client.delete(unit_api.API_VERSION, unit_api.KIND, name, self.namespace)
+        self._written_spec.pop(name, None)
+        self._written_status.pop(name, None)
+        self._uids.pop(name, None)
+
+    async def record_event(self, unit_name: str, type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event on the Unit (``kubectl events``, ``fleet events``); best effort."""
+        now = unit_api.now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{unit_name}.", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": unit_api.API_VERSION,
+                "kind": unit_api.KIND,
+                "name": unit_name,
+                "namespace": self.namespace,
+                "uid": self._uids.get(unit_name, ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": EVENT_COMPONENT},
+            "reportingComponent": EVENT_COMPONENT,
+            "reportingInstance": EVENT_COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._client.create(event)
+        except KubeError as error:
+            log.warning("could not record event %s on unit %s: %s", reason, unit_name, error)

@@ -1,0 +1,80 @@
+"""Running a real agent in a test: in-process against a local cluster and a Git daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from agent.loop import Agent
+from agent.settings import AgentSettings
+from fleet.api import unit as unit_api
+from fleet.kube import KubeClient
+from fleet.localkube.cluster import LocalCluster
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    cluster: LocalCluster,
+    repo_url: str,
+    work_dir: Path,
+    *,
+    name: str = "dev",
+    **overrides: Any,
+) -> AsyncIterator[Agent]:
+    """An agent for ``clusters/<name>`` of the repository, in its own namespace."""
+    defaults: dict[str, Any] = {
+        "interval": datetime.timedelta(seconds=1),
+        "namespace": f"fleet-{uuid.uuid4().hex[:6]}",
+        "metrics_address": None,
+    }
+    settings = AgentSettings(
+        cluster=name,
+        repo=repo_url,
+        kubeconfig=str(cluster.kubeconfig_path),
+        work_dir=work_dir,
+        **(defaults | overrides),
+    )
+    client = await KubeClient.from_kubeconfig(settings.kubeconfig)
+    agent = Agent(settings, client)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(agent.run)
+            with anyio.fail_after(60):
+                await agent.started.wait()
+            yield agent
+            tasks.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Await a (possibly async) check until it returns something truthy."""
+    deadline = anyio.current_time() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if hasattr(last, "__await__"):
+            last = await last
+        if last:
+            return last
+        if anyio.current_time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await anyio.sleep(0.1)
+
+
+async def unit_status(
+    client: KubeClient, agent: Agent, unit: str = unit_api.ROOT_UNIT
+) -> dict[str, Any]:
+    found = await client.get(unit_api.API_VERSION, unit_api.KIND, unit, agent.settings.namespace)
+    return (found or {}).get("status") or {}
+
+
+def ready_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})

@@ -1,0 +1,215 @@
+"""The agent against a real cluster and a real Git transport (git daemon)."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleet.kube import KubeClient
+from fleet.localkube.cluster import LocalCluster
+from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+
+pytestmark = pytest.mark.anyio
+
+
+def manifest(*objects: dict[str, object]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def configmap(namespace: str, name: str, **data: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+def deployment(
+    namespace: str, name: str, replicas: int = 1, image: str = "nginx:1.27"
+) -> dict[str, object]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
+    served = tmp_path / "served"
+    served.mkdir()
+    repo = served_repo(served, "fleet.git")
+    with git_daemon(served) as daemon:
+        yield daemon, repo
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> KubeClient:
+    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
+    yield client  # type: ignore[misc]
+    await client.close()
+
+
+async def test_commits_are_applied_and_pruned_with_the_revision_on_status(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    first = repo.commit(
+        {
+            "clusters/dev/app.yaml": manifest(
+                configmap(namespace, "settings", color="blue"), deployment(namespace, "web")
+            )
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        status = await eventually(
+            lambda: _applied(kube, agent, first), what="first revision applied"
+        )
+        assert ready_condition(status)["status"] == "True"
+        assert status["inventorySize"] == 2
+        live = await kube.get("v1", "ConfigMap", "settings", namespace)
+        assert live is not None and live["data"] == {"color": "blue"}
+        assert live["metadata"]["labels"]["fleet.dev/unit-name"] == "root"
+
+        second = repo.commit(
+            {
+                "clusters/dev/app.yaml": manifest(
+                    configmap(namespace, "settings", color="green"),
+                    configmap(namespace, "extra", k="v"),
+                )
+            }
+        )
+        repo.push("main")
+        status = await eventually(
+            lambda: _applied(kube, agent, second), what="second revision applied"
+        )
+        assert status["inventorySize"] == 2
+        changed = await kube.get("v1", "ConfigMap", "settings", namespace)
+        assert changed is not None and changed["data"] == {"color": "green"}
+        assert await kube.get("v1", "ConfigMap", "extra", namespace) is not None
+        assert await eventually(
+            lambda: _gone(kube, "apps/v1", "Deployment", "web", namespace), what="deployment pruned"
+        )
+
+
+async def _applied(kube: KubeClient, agent: object, sha: str) -> dict[str, object] | None:
+    status = await unit_status(kube, agent)  # type: ignore[arg-type]
+    if (
+        str(status.get("lastAppliedRevision", "")).endswith(sha)
+        and ready_condition(status).get("status") == "True"
+    ):
+        return status
+    return None
+
+
+async def _gone(kube: KubeClient, api_version: str, kind: str, name: str, namespace: str) -> bool:
+    return await kube.get(api_version, kind, name, namespace) is None
+
+
+async def test_out_of_band_changes_are_reverted_without_waiting_for_an_interval(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    sha = repo.commit(
+        {
+            "clusters/dev/app.yaml": manifest(
+                deployment(namespace, "web", replicas=2), configmap(namespace, "cfg", a="1")
+            )
+        }
+    )
+    repo.push("main")
+    async with running_agent(
+        cluster,
+        daemon.url("fleet.git"),
+        tmp_path / "agent",
+        interval=datetime.timedelta(minutes=10),
+    ) as agent:
+        await eventually(lambda: _applied(kube, agent, sha), what="applied")
+
+        scaled = await kube.get("apps/v1", "Deployment", "web", namespace)
+        assert scaled is not None
+        started = time.monotonic()
+        await kube.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale",
+            body={"spec": {"replicas": 5}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": "kubectl-scale"},
+        )
+
+        async def healed() -> bool:
+            live = await kube.get("apps/v1", "Deployment", "web", namespace)
+            return bool(live and live["spec"]["replicas"] == 2)
+
+        await eventually(healed, timeout=10, what="scale reverted")
+        heal_scale = time.monotonic() - started
+
+        started = time.monotonic()
+        await kube.delete("v1", "ConfigMap", "cfg", namespace)
+
+        async def recreated() -> bool:
+            live = await kube.get("v1", "ConfigMap", "cfg", namespace)
+            return bool(live and not live["metadata"].get("deletionTimestamp"))
+
+        await eventually(recreated, timeout=10, what="deleted configmap recreated")
+        heal_delete = time.monotonic() - started
+
+        started = time.monotonic()
+        await kube.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/cfg",
+            body={"data": {"a": "edited"}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": "kubectl-edit"},
+        )
+
+        async def reverted() -> bool:
+            live = await kube.get("v1", "ConfigMap", "cfg", namespace)
+            return bool(live and live["data"]["a"] == "1")
+
+        await eventually(reverted, timeout=10, what="edit reverted")
+        heal_edit = time.monotonic() - started
+
+        status = await eventually(
+            lambda: _drifts(kube, agent, 3), what="three drift corrections recorded"
+        )
+        assert status["driftCount"] >= 3
+    # Generous bounds: healing is event-driven, far below the 10 minute interval.
+    assert heal_scale < 5 and heal_delete < 5 and heal_edit < 5, (
+        heal_scale,
+        heal_delete,
+        heal_edit,
+    )
+    print(
+        f"heal latency: scale {heal_scale:.3f}s, delete {heal_delete:.3f}s, edit {heal_edit:.3f}s"
+    )
+
+
+async def _drifts(kube: KubeClient, agent: object, count: int) -> dict[str, object] | None:
+    status = await unit_status(kube, agent)  # type: ignore[arg-type]
+    return status if int(status.get("driftCount", 0)) >= count else None
