@@ -1,0 +1,1 @@
+"""The fleet hub: status ingest and store, fleet health, webhooks, notifications, streams."""

@@ -1,0 +1,27 @@
+"""The hub's persistent state: ``Store`` over SQLite (default) or PostgreSQL (replicas)."""
+
+from hub.store.database import Database, StoreError, open_database
+from hub.store.store import (
+    ClusterRecord,
+    EventInput,
+    FeedItem,
+    Ingest,
+    IngestOutcome,
+    Store,
+    StoredEvent,
+    TokenRecord,
+)
+
+__all__ = [
+    "ClusterRecord",
+    "Database",
+    "EventInput",
+    "FeedItem",
+    "Ingest",
+    "IngestOutcome",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "TokenRecord",
+    "open_database",
+]

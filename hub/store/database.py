@@ -1,0 +1,193 @@
+"""The two databases behind the store: SQLite (one hub) and PostgreSQL (several replicas).
+
+Both are driven through their synchronous DB-API drivers in worker threads, so the store's
+SQL is written once and each operation runs as one function inside one transaction
+(``Database.run``). SQLite gets a single connection and a limiter of one, since its
+writers serialise anyway; PostgreSQL gets a connection pool as wide as its limiter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+import psycopg
+import psycopg.rows
+import psycopg_pool
+
+from hub.store.schema import POSTGRES, SQLITE, Dialect
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+class StoreError(Exception):
+    """The hub's database is unreachable, misconfigured or at an unknown schema version."""
+
+
+class Connection(Protocol):
+    """What the store's SQL needs from a connection, in ``?`` placeholder style."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; rows if it returns any (SELECT, RETURNING), else []."""
+        ...
+
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement and say how many rows it changed."""
+        ...
+
+
+class Database(Protocol):
+    dialect: Dialect
+    url: str
+
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` in a worker thread inside one transaction."""
+        ...
+
+    def run_sync(self, operation: Callable[[Connection], T]) -> T:
+        """The same in the calling thread, for the CLI which has no event loop."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _SQLiteConnection:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = self._connection.execute(sql, tuple(params))
+        rows: list[Row] = cursor.fetchall() if cursor.description else []
+        return rows
+
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._connection.execute(sql, tuple(params)).rowcount
+
+
+class SQLiteDatabase:
+    """A real database file; WAL so readers in other processes (the CLI) never block it."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        self.url = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._connection.row_factory = sqlite3.Row
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a hub crash, only an OS crash may lose the last commits.
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA foreign_keys=ON")
+        self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def run_sync(self, operation: Callable[[Connection], T]) -> T:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = operation(_SQLiteConnection(self._connection))
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+            return result
+
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.run_sync, operation, limiter=self._limiter)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class _PostgresConnection:
+    def __init__(self, connection: psycopg.Connection[dict[str, Any]]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = self._connection.execute(_pyformat(sql), tuple(params))
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._connection.execute(_pyformat(sql), tuple(params)).rowcount
+
+
+def _pyformat(sql: str) -> str:
+    # The store's SQL has no literal '?' or '%', so a plain replacement is exact.
+    return sql.replace("?", "%s")
+
+
+class PostgresDatabase:
+    """A connection pool; every replica of the hub opens its own against one database."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = (
+            psycopg_pool.ConnectionPool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"row_factory": psycopg.rows.dict_row},
+                open=False,
+                name="fleet-hub",
+            )
+        )
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except psycopg_pool.PoolTimeout as error:
+            raise StoreError(f"cannot connect to PostgreSQL at {_redacted(url)}") from error
+        self._limiter = anyio.CapacityLimiter(pool_size)
+
+    def run_sync(self, operation: Callable[[Connection], T]) -> T:
+        with self._pool.connection() as connection, connection.transaction():
+            return operation(_PostgresConnection(connection))
+
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.run_sync, operation, limiter=self._limiter)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@")
+
+
+def open_database(url: str) -> SQLiteDatabase | PostgresDatabase:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``postgresql://...``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        if not path:
+            raise StoreError(f"no database file in {url!r}; use sqlite:///path/to/hub.db")
+        # sqlite:////abs -> /abs; sqlite:///rel -> rel, as SQLAlchemy reads these URLs.
+        return SQLiteDatabase(Path(path))
+    if scheme in ("postgresql", "postgres"):
+        return PostgresDatabase(url)
+    raise StoreError(
+        f"unsupported database URL {_redacted(url)!r}; use sqlite:/// or postgresql://"
+    )
+
+
+@contextlib.contextmanager
+def opened(url: str) -> Iterator[SQLiteDatabase | PostgresDatabase]:
+    database = open_database(url)
+    try:
+        yield database
+    finally:
+        database.close()
