@@ -62,6 +62,11 @@ class UnitState:
     warnings: list[str] = dataclasses.field(default_factory=list)
     suspended_by_request: bool = False
     handled_request: str | None = None
+    requested: str | None = None
+    """A requestedAt not yet picked up: the next reconcile to start reports it handled, so
+    ``fleet reconcile`` never takes a reconcile that began before its request for its own."""
+    fetching_for: str | None = None
+    """A ``--with-source`` requestedAt whose source fetch is still running."""
     force_next: bool = False
 
     @property
@@ -193,20 +198,24 @@ class Agent:
 
     async def _poll_source(self, key: NamespacedName) -> None:
         while (tracked := self.sources.get(key)) is not None:
-            started = time.monotonic()
-            result = await self.sources.fetch(key)
-            label = str(key)
-            self.metrics.fetch_duration.labels(label).observe(time.monotonic() - started)
-            if result is None:
-                self.metrics.fetch_errors.labels(label).inc()
-            if result is None or result.changed:
-                for state in list(self.units.values()):
-                    if self._source_key(state.definition) == key:
-                        self.queue.add(state.key)
+            await self._fetch(key)
             wakeup = self._source_wakeups[key] = anyio.Event()
             with anyio.move_on_after(tracked.interval):
                 await wakeup.wait()
         self._polled.discard(key)
+
+    async def _fetch(self, key: NamespacedName) -> None:
+        """Fetch a source; queue its units when the revision moved or the fetch failed."""
+        started = time.monotonic()
+        result = await self.sources.fetch(key)
+        label = str(key)
+        self.metrics.fetch_duration.labels(label).observe(time.monotonic() - started)
+        if result is None:
+            self.metrics.fetch_errors.labels(label).inc()
+        if result is None or result.changed:
+            for state in list(self.units.values()):
+                if self._source_key(state.definition) == key:
+                    self.queue.add(state.key)
 
     def _source_key(self, definition: UnitDefinition) -> NamespacedName:
         reference = definition.kustomization.spec.source_ref
@@ -237,6 +246,8 @@ class Agent:
             return
         definition = state.definition
         forced, state.force_next = state.force_next, False
+        if state.requested:
+            state.handled_request, state.requested = state.requested, None
         if state.suspended:
             await self._save(state)
             return
@@ -542,10 +553,30 @@ class Agent:
             log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
             self.queue.add(unit_key)
         requested = annotations.get(unit_api.REQUESTED_AT_ANNOTATION)
-        if requested and requested != state.handled_request:
-            state.handled_request = requested
-            state.force_next = True
-            self.queue.add(unit_key)
+        if requested and requested not in (
+            state.handled_request,
+            state.requested,
+            state.fetching_for,
+        ):
+            if annotations.get(unit_api.WITH_SOURCE_ANNOTATION) == "true":
+                state.fetching_for = requested
+                assert self._tasks is not None
+                self._tasks.start_soon(self._fetch_then_reconcile, state, requested)
+            else:
+                state.requested = requested
+                state.force_next = True
+                self.queue.add(unit_key)
+
+    async def _fetch_then_reconcile(self, state: UnitState, requested: str) -> None:
+        """``fleet reconcile --with-source``: fetch the unit's source first, so the reconcile
+        sees a commit pushed just before the request, as Flux's ``--with-source`` does."""
+        source_key = self._source_key(state.definition)
+        if self.sources.get(source_key) is not None:
+            await self._fetch(source_key)
+        state.fetching_for = None
+        state.requested = requested
+        state.force_next = True
+        self.queue.add(state.key)
 
 
 def _parts(key: NamespacedName) -> tuple[str, str]:

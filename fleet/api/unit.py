@@ -28,6 +28,9 @@ ROOT_UNIT = "root"
 
 REQUESTED_AT_ANNOTATION = "reconcile.fleet.dev/requestedAt"
 """Set by ``fleet reconcile``: any new value asks for an immediate reconcile."""
+WITH_SOURCE_ANNOTATION = "reconcile.fleet.dev/withSource"
+"""Set to ``"true"`` with a new requestedAt by ``fleet reconcile --with-source``: fetch the
+unit's source first, so the reconcile sees the latest commit (Flux's ``--with-source``)."""
 SUSPEND_ANNOTATION = "fleet.dev/suspended"
 """Set to ``"true"`` by ``fleet suspend``; removed by ``fleet resume``."""
 
