@@ -334,7 +334,7 @@ class ClusterSummary(ReportModel):
     source_ready: bool = False
     units_ready: int = 0
     units_total: int = 0
-    drift24h: int = 0
+    drift24h: int = pydantic.Field(default=0, alias="drift24h")
     """DriftCorrected events in the last 24 hours."""
     last_report_at: Timestamp | None = None
     agent_version: str = ""
@@ -378,3 +378,18 @@ def summarize(
         agent_version=report.agent_version,
         message=health_message(report),
     )
+
+
+class HubCommand(ReportModel):
+    """A request the hub sends down an agent's outbound command stream.
+
+    ``reconcile`` asks for an immediate run: of one unit (``namespace/name``) or of all,
+    with a source refresh first when ``source`` is true (a webhook announced a push).
+    """
+
+    id: int
+    command: Literal["reconcile"] = "reconcile"
+    unit: str | None = None
+    source: bool = False
+    reason: str = ""
+    queued_at: Timestamp | None = None

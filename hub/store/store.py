@@ -76,6 +76,7 @@ class ClusterRecord:
 class StoredEvent:
     id: int
     cluster: str
+    fingerprint: str
     time: float
     type: str
     reason: str
@@ -188,6 +189,7 @@ def _event(row: Row) -> StoredEvent:
     return StoredEvent(
         id=row["id"],
         cluster=row["cluster"],
+        fingerprint=row["fingerprint"],
         time=row["time"],
         type=row["type"],
         reason=row["reason"],
@@ -527,21 +529,16 @@ class Store:
         )
         return changed == 1
 
-    async def mark_stale(self, names: Sequence[str], seen_before: float) -> list[str]:
-        """Flag clusters stale that are still unseen since ``seen_before``; returns those
-        this call flagged, so with several replicas only one notifies."""
-
-        def mark(connection: Connection) -> list[str]:
-            flagged = []
-            for name in names:
-                if connection.rowcount(
-                    "UPDATE clusters SET stale = 1 WHERE name = ? AND stale = 0 AND last_seen < ?",
-                    (name, seen_before),
-                ):
-                    flagged.append(name)
-            return flagged
-
-        return await self.database.run(mark)
+    async def mark_stale(self, seen_before: float) -> list[str]:
+        """Flag clusters unseen since ``seen_before`` as stale; returns those this call
+        flagged, so that with several replicas exactly one announces each."""
+        rows = await self.database.run(
+            lambda c: c.execute(
+                "UPDATE clusters SET stale = 1 WHERE stale = 0 AND last_seen < ? RETURNING name",
+                (seen_before,),
+            )
+        )
+        return sorted(row["name"] for row in rows)
 
     async def prune(
         self, *, events_before: float, commands_before: float, deliveries_before: float

@@ -1,0 +1,440 @@
+"""The hub's HTTP API (Starlette): one table of endpoints drives both routing and OpenAPI.
+
+Access per endpoint: ``public`` (only ``/healthz``), ``read`` (a user token, read-only or
+admin), ``admin``, ``cluster`` (the token of the cluster named in the path, nobody
+else's) and ``signature`` (webhooks: the provider's signature or shared token, since
+GitHub and GitLab cannot send our bearer tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import pydantic
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from fleet import sse
+from fleet.report import ClusterReport, HubCommand
+from hub import api, metrics, openapi
+from hub.auth import Principal
+from hub.service import Hub, HubError
+from hub.webhooks import PROVIDERS
+
+Access = Literal["public", "read", "admin", "cluster", "signature"]
+Handler = Callable[[Request, Hub, Principal | None], Awaitable[Response]]
+WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_EVENT_LIMIT = 100
+MAX_EVENT_LIMIT = 1000
+STREAM_RETRY_MS = 2000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    access: Access
+    response: type[pydantic.BaseModel] | None = None
+    request: type[pydantic.BaseModel] | None = None
+    status: int = 200
+    media_type: str = "application/json"
+    query: tuple[tuple[str, str, str], ...] = ()
+    """(name, JSON type, description) of query parameters."""
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    stream_events: dict[str, type[pydantic.BaseModel] | None] = field(default_factory=dict)
+
+
+def _json(model: pydantic.BaseModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status)
+
+
+def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
+    return _json(api.ErrorBody(error=message, detail=detail), status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HubError(413, f"the body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HubError(413, f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _int_query(
+    request: Request, name: str, default: int | None, *, low: int, high: int
+) -> int | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise HubError(400, f"query parameter {name!r} must be an integer") from None
+    if not low <= value <= high:
+        raise HubError(400, f"query parameter {name!r} must be between {low} and {high}")
+    return value
+
+
+def _resume_from(request: Request) -> int | None:
+    """Where a stream resumes: ``Last-Event-ID`` (set by reconnecting clients) or ``?after=``."""
+    text = request.headers.get("last-event-id") or request.query_params.get("after")
+    if text is None or text == "":
+        return None
+    if not text.isdigit():
+        raise HubError(400, "Last-Event-ID / after must be a non-negative integer")
+    return int(text)
+
+
+def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type=sse.MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def healthz(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    try:
+        await hub.store.last_change_id()
+    except Exception as error:
+        return _error(503, f"database unavailable: {type(error).__name__}")
+    return _json(api.Health(status="ok", database=hub.store.database.dialect.name))
+
+
+async def metrics_endpoint(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    await hub.refresh_fleet_metrics()
+    return Response(hub.metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
+async def openapi_document(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return JSONResponse(openapi.document(ENDPOINTS))
+
+
+async def put_report(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    body = await _read_body(request, hub.config.max_report_bytes)
+    return _json(await hub.ingest(request.path_params["name"], body))
+
+
+async def list_clusters(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return _json(api.ClusterList(items=await hub.list_clusters()))
+
+
+async def get_cluster(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return _json(await hub.cluster_detail(request.path_params["name"]))
+
+
+async def cluster_events(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    limit = _int_query(request, "limit", DEFAULT_EVENT_LIMIT, low=1, high=MAX_EVENT_LIMIT)
+    before = _int_query(request, "before", None, low=1, high=2**62)
+    assert limit is not None
+    return _json(await hub.events(request.path_params["name"], limit, before))
+
+
+async def fleet_events(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    limit = _int_query(request, "limit", DEFAULT_EVENT_LIMIT, low=1, high=MAX_EVENT_LIMIT)
+    before = _int_query(request, "before", None, low=1, high=2**62)
+    assert limit is not None
+    return _json(await hub.events(None, limit, before))
+
+
+async def summary(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return _json(await hub.summary())
+
+
+async def reconcile(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    body = await _read_body(request, 64 * 1024)
+    try:
+        wanted = api.ReconcileRequest.model_validate_json(body or b"{}")
+    except pydantic.ValidationError as error:
+        raise HubError(422, "invalid reconcile request", error.errors(include_url=False)) from None
+    name = request.path_params["name"]
+    who = principal.subject if principal else "?"
+    command = await hub.queue_reconcile(name, wanted.unit, wanted.source, f"requested by {who}")
+    return _json(api.CommandQueued(cluster=name, command=command), 202)
+
+
+async def stream(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    resume = _resume_from(request)
+    start = await hub.store.last_change_id() if resume is None else resume
+
+    async def events() -> AsyncIterator[bytes]:
+        yield sse.format_event("{}", event="ready", id=start, retry_ms=STREAM_RETRY_MS)
+        async for item in hub.change_stream(start):
+            if item is None:
+                yield sse.format_comment("keepalive")
+            else:
+                yield sse.format_event(_dumps(item.payload), event=item.type, id=item.id)
+
+    return _streaming(events())
+
+
+async def commands(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    name = request.path_params["name"]
+    resume = _resume_from(request)
+    start = await hub.current_command_id() if resume is None else resume
+
+    async def events() -> AsyncIterator[bytes]:
+        yield sse.format_event("{}", event="ready", id=start, retry_ms=STREAM_RETRY_MS)
+        async for item in hub.command_stream(name, start):
+            if item is None:
+                yield sse.format_comment("keepalive")
+                continue
+            command = HubCommand.model_validate(
+                {**item.payload, "id": item.id, "queuedAt": _iso(item.created_at)}
+            )
+            yield sse.format_event(
+                command.model_dump_json(by_alias=True), event="command", id=item.id
+            )
+
+    return _streaming(events())
+
+
+async def webhook(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    provider = request.path_params["provider"]
+    if provider not in PROVIDERS:
+        raise HubError(
+            404, f"unknown webhook provider {provider!r}; use one of {', '.join(PROVIDERS)}"
+        )
+    body = await _read_body(request, WEBHOOK_MAX_BYTES)
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    return _json(await hub.webhook(provider, headers, body), 202)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+_P = api.API_PREFIX
+_LIMITS = (
+    (
+        "limit",
+        "integer",
+        f"at most this many events, newest first "
+        f"(1-{MAX_EVENT_LIMIT}, default {DEFAULT_EVENT_LIMIT})",
+    ),
+    ("before", "integer", "only events with an id below this one (paging back)"),
+)
+_RESUME = (("after", "integer", "resume after this id (same as the Last-Event-ID header)"),)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET",
+        "/healthz",
+        healthz,
+        "Liveness and database reachability",
+        "public",
+        api.Health,
+        errors=(503,),
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics_endpoint,
+        "Prometheus metrics",
+        "read",
+        media_type=metrics.CONTENT_TYPE,
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/openapi.json",
+        openapi_document,
+        "This document",
+        "read",
+        media_type="application/json",
+    ),
+    Endpoint(
+        "PUT",
+        f"{_P}/clusters/{{name}}/report",
+        put_report,
+        "Ingest a cluster's report (its agent's token only)",
+        "cluster",
+        api.IngestResult,
+        request=ClusterReport,
+        errors=(400, 413, 422),
+        description="Reports equal in content to the stored one (see content_digest) count "
+        "as heartbeats.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/clusters",
+        list_clusters,
+        "All clusters with their health",
+        "read",
+        api.ClusterList,
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/clusters/{{name}}",
+        get_cluster,
+        "One cluster: summary and latest report",
+        "read",
+        api.ClusterDetail,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/clusters/{{name}}/events",
+        cluster_events,
+        "A cluster's events, newest first",
+        "read",
+        api.EventList,
+        query=_LIMITS,
+        errors=(400, 404),
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/events",
+        fleet_events,
+        "Events of every cluster, newest first",
+        "read",
+        api.EventList,
+        query=_LIMITS,
+        errors=(400,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/summary",
+        summary,
+        "Cluster counts per health and per label value",
+        "read",
+        api.FleetSummary,
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/stream",
+        stream,
+        "Server-sent events of fleet changes, resumable by id",
+        "read",
+        media_type=sse.MEDIA_TYPE,
+        query=_RESUME,
+        errors=(400,),
+        description="First a `ready` event whose id is the starting position; then "
+        "`cluster-updated` and `event` events. Reconnect with Last-Event-ID to resume "
+        "without gaps.",
+        stream_events={
+            "ready": None,
+            "cluster-updated": api.StreamChange,
+            "event": api.StreamEvent,
+        },
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/clusters/{{name}}/commands",
+        commands,
+        "The agent's outbound command stream (server-sent events)",
+        "cluster",
+        media_type=sse.MEDIA_TYPE,
+        query=_RESUME,
+        errors=(400,),
+        description="First a `ready` event whose id is the starting position; then `command` "
+        "events. Opened by the agent, so the hub never connects into a cluster.",
+        stream_events={"ready": None, "command": HubCommand},
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/clusters/{{name}}/reconcile",
+        reconcile,
+        "Queue an immediate reconcile on a cluster",
+        "admin",
+        api.CommandQueued,
+        request=api.ReconcileRequest,
+        status=202,
+        errors=(404, 422),
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/webhooks/{{provider}}",
+        webhook,
+        "Push webhook (github, gitlab, generic): reconcile the clusters following the pushed ref",
+        "signature",
+        api.WebhookResult,
+        status=202,
+        errors=(400, 404, 409, 413),
+        description="GitHub: X-Hub-Signature-256. GitLab: X-Gitlab-Token. Generic: "
+        "X-Fleet-Signature (sha256=HMAC of '<timestamp>.<body>'), X-Fleet-Timestamp "
+        "(unix seconds, within 5 minutes) and X-Fleet-Delivery (unique per delivery).",
+    ),
+)
+
+
+def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        hub: Hub = request.app.state.hub
+        try:
+            principal = await _admit(endpoint, request, hub)
+            return await endpoint.handler(request, hub, principal)
+        except HubError as error:
+            return _error(error.status, str(error), error.detail)
+
+    return handle
+
+
+async def _admit(endpoint: Endpoint, request: Request, hub: Hub) -> Principal | None:
+    if endpoint.access in ("public", "signature"):
+        return None
+    principal = await hub.authenticate(request.headers.get("authorization"))
+    if endpoint.access == "cluster":
+        name = request.path_params.get("name", "")
+        if not principal.is_cluster(name):
+            raise hub.forbid(f"this token may not act as cluster {name!r}")
+    elif endpoint.access == "admin" and not principal.is_admin():
+        raise hub.forbid("this endpoint needs an admin token")
+    elif endpoint.access == "read" and not principal.may_read():
+        raise hub.forbid("this endpoint needs a read-only or admin user token")
+    return principal
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    detail = error.detail if isinstance(error, HTTPException) else "internal error"
+    return _error(status, str(detail))
+
+
+def build_app(hub: Hub) -> Starlette:
+    """The ASGI app; its lifespan migrates the store and runs the hub's background work."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.store.migrate()
+        async with anyio.create_task_group() as group:
+            await group.start(hub.run)
+            yield
+            hub.stop_streams()
+            group.cancel_scope.cancel()
+
+    routes = [
+        Route(
+            endpoint.path,
+            _wrap(endpoint),
+            methods=[endpoint.method],
+            name=f"{endpoint.method} {endpoint.path}",
+        )
+        for endpoint in ENDPOINTS
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
+    app.state.hub = hub
+    return app

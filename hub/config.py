@@ -1,0 +1,182 @@
+"""The hub's configuration file (``fleet hub serve --config hub.yaml``).
+
+```yaml
+listen: 0.0.0.0:8443
+database: postgresql://hub@db/fleet     # default sqlite:///hub.db
+staleAfter: 90s
+tlsCert: /etc/fleet/tls.crt
+tlsKey: /etc/fleet/tls.key
+webhooks:
+  github: {secretFile: /etc/fleet/github-secret}
+  gitlab: {token: "..."}
+  generic: {secret: "..."}
+notifications:
+  - name: prod-alerts
+    type: slack                          # or: webhook (generic JSON)
+    urlFile: /etc/fleet/slack-url
+    severity: warning                    # at least this severity
+    labels: {env: prod}                  # every label must match
+    clusters: ["prod-*"]                 # any glob must match; empty: all
+    reasons: [ReconcileFailed, ClusterStale]
+    dedupeWindow: 10m
+    rateLimit: {count: 3, per: 10m}
+```
+
+Durations are Go durations, as in Flux objects. Secrets may be given inline or as a file
+(``secretFile``, ``urlFile``), so that the file itself can live in a Kubernetes Secret.
+Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+import yaml
+from pydantic.alias_generators import to_camel
+
+from fleet.models.common import PositiveDuration
+
+Severity = Literal["info", "warning", "error"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; the message says where."""
+
+
+class ConfigModel(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid"
+    )
+
+
+def _secret(inline: str | None, path: Path | None, what: str) -> str:
+    if (inline is None) == (path is None):
+        raise ConfigError(f"{what}: set exactly one of the inline value or the file")
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"{what}: cannot read {path}: {error}") from error
+    assert inline is not None
+    return inline
+
+
+class SignedWebhook(ConfigModel):
+    """A shared HMAC secret (GitHub, generic)."""
+
+    secret: str | None = pydantic.Field(default=None, repr=False)
+    secret_file: Path | None = None
+
+    def resolve(self, what: str) -> str:
+        return _secret(self.secret, self.secret_file, what)
+
+
+class TokenWebhook(ConfigModel):
+    """A shared token sent as a header (GitLab)."""
+
+    token: str | None = pydantic.Field(default=None, repr=False)
+    token_file: Path | None = None
+
+    def resolve(self, what: str) -> str:
+        return _secret(self.token, self.token_file, what)
+
+
+class WebhooksConfig(ConfigModel):
+    github: SignedWebhook | None = None
+    gitlab: TokenWebhook | None = None
+    generic: SignedWebhook | None = None
+    replay_window: PositiveDuration = datetime.timedelta(minutes=5)
+    """How old a generic delivery's timestamp may be; its id is remembered this long."""
+
+
+class RateLimit(ConfigModel):
+    count: int = pydantic.Field(default=3, ge=1)
+    per: PositiveDuration = datetime.timedelta(minutes=10)
+
+
+class NotificationTarget(ConfigModel):
+    """Where alerts go, and which of them."""
+
+    name: str
+    type: Literal["slack", "webhook"]
+    url: str | None = pydantic.Field(default=None, repr=False)
+    url_file: Path | None = None
+    headers: dict[str, str] = pydantic.Field(default_factory=dict, repr=False)
+    """Extra HTTP headers for ``webhook`` targets (an Authorization header, say)."""
+    severity: Severity = "info"
+    """The lowest severity sent: info < warning < error."""
+    clusters: list[str] = pydantic.Field(default_factory=list)
+    labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    reasons: list[str] = pydantic.Field(default_factory=list)
+    exclude_reasons: list[str] = pydantic.Field(default_factory=list)
+    dedupe_window: PositiveDuration = datetime.timedelta(minutes=10)
+    """The same alert (cluster, unit, reason, message) again within this is dropped."""
+    rate_limit: RateLimit = pydantic.Field(default_factory=RateLimit)
+    """At most ``count`` alerts per (cluster, unit, reason) per ``per``: a flapping unit
+    cannot flood a channel; what was held back is counted in the next one sent."""
+    timeout: PositiveDuration = datetime.timedelta(seconds=10)
+
+    def resolve_url(self) -> str:
+        return _secret(self.url, self.url_file, f"notification {self.name!r} url")
+
+
+class HubConfig(ConfigModel):
+    listen: str = "127.0.0.1:8080"
+    database: str = "sqlite:///hub.db"
+    stale_after: PositiveDuration = datetime.timedelta(seconds=90)
+    """Three missed heartbeats at the agents' default 30 s."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_report_bytes: int = pydantic.Field(default=MIB, ge=1024)
+    """Reports larger than this get 413; a full report within the schema's limits fits."""
+    stream_keepalive: PositiveDuration = datetime.timedelta(seconds=15)
+    """Comment lines on idle streams, so proxies and agents see the connection alive."""
+    stream_poll: PositiveDuration = datetime.timedelta(seconds=2)
+    """How soon a stream sees what another replica wrote (same-replica changes are instant)."""
+    sweep_interval: PositiveDuration | None = None
+    """How often stale clusters are looked for; default: a third of ``staleAfter``, <= 10 s."""
+    event_retention: PositiveDuration = datetime.timedelta(days=7)
+    notifications: list[NotificationTarget] = pydantic.Field(default_factory=list)
+    webhooks: WebhooksConfig = pydantic.Field(default_factory=WebhooksConfig)
+
+    @pydantic.model_validator(mode="after")
+    def _tls_pair(self) -> HubConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tlsCert and tlsKey go together")
+        names = [target.name for target in self.notifications]
+        if len(names) != len(set(names)):
+            raise ValueError("notification target names must be unique")
+        return self
+
+    @property
+    def effective_sweep_interval(self) -> float:
+        if self.sweep_interval is not None:
+            return self.sweep_interval.total_seconds()
+        return max(0.2, min(self.stale_after.total_seconds() / 3, 10.0))
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"listen {self.listen!r} is not host:port")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_config(path: Path) -> HubConfig:
+    """Read and validate a hub config file; errors name the file and the field."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: {error}") from error
+    try:
+        return HubConfig.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
