@@ -201,12 +201,7 @@ class ClusterReport(ReportModel):
     @pydantic.field_validator("cluster")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not _CLUSTER_NAME.match(value):
-            raise ValueError(
-                f"cluster name {value!r} must be a DNS label: lowercase letters, digits and '-', "
-                "at most 63 characters"
-            )
-        return value
+        return validate_cluster_name(value)
 
     @pydantic.field_validator("labels")
     @classmethod
@@ -235,6 +230,16 @@ class ClusterReport(ReportModel):
         return value
 
 
+def validate_cluster_name(name: str) -> str:
+    """Cluster names are DNS labels: they appear in URLs, file names and Kubernetes labels."""
+    if not _CLUSTER_NAME.match(name):
+        raise ValueError(
+            f"cluster name {name!r} must be a DNS label: lowercase letters, digits and '-', "
+            "at most 63 characters"
+        )
+    return name
+
+
 def validate_labels(labels: dict[str, str]) -> dict[str, str]:
     """Kubernetes label syntax, so labels read the same in the hub, Git and kubectl."""
     if len(labels) > MAX_LABELS:
@@ -245,6 +250,10 @@ def validate_labels(labels: dict[str, str]) -> dict[str, str]:
         if not _LABEL_VALUE.match(value):
             raise ValueError(f"label {key}={value!r}: not a valid Kubernetes label value")
     return labels
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def clip_message(text: str, limit: int = MAX_MESSAGE_LENGTH) -> str:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from fleet import __version__
-from fleet.cli import agent, dev
+from fleet.cli import agent, dev, get, hub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     agent.register(subparsers)
     dev.register(subparsers)
+    get.register(subparsers)
+    hub.register(subparsers)
     return parser
 
 
