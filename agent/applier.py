@@ -32,11 +32,17 @@ CRD_ESTABLISHED_TIMEOUT = 30.0
 
 @dataclasses.dataclass
 class AppliedState:
-    """What the agent last applied for one object: the desired digest and the fingerprint
-    of the server's answer, so an unchanged object costs no request on the next resync."""
+    """What the agent last applied for one object: the object itself (drift is healed back
+    to it), its digest, and the fingerprint of the server's answer, so an unchanged object
+    costs no request on the next resync."""
 
+    desired: Object
     desired_digest: str
     fingerprint: str
+
+    def matches(self, live: Mapping[str, Any]) -> bool:
+        """Whether ``live`` still has what was applied, in every field the agent sets."""
+        return self.fingerprint == drift.fingerprint(live, self.desired)
 
 
 @dataclasses.dataclass
@@ -87,12 +93,12 @@ class Applier:
             # desired field, and remember its fingerprint for next time.
             if drift.contains(live, desired):
                 self.state[key] = AppliedState(
-                    drift.desired_digest(desired), drift.fingerprint(live, desired)
+                    dict(desired), drift.desired_digest(desired), drift.fingerprint(live, desired)
                 )
                 return True
             return False
-        return remembered.desired_digest == drift.desired_digest(desired) and (
-            remembered.fingerprint == drift.fingerprint(live, desired)
+        return remembered.desired_digest == drift.desired_digest(desired) and remembered.matches(
+            live
         )
 
     async def apply_one(
@@ -137,7 +143,7 @@ class Applier:
                 )
                 report.recreated.append(key)
             self.state[key] = AppliedState(
-                drift.desired_digest(desired), drift.fingerprint(applied, desired)
+                desired, drift.desired_digest(desired), drift.fingerprint(applied, desired)
             )
             self._cache.remember(applied)
             report.applied.append(key)

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -50,7 +49,6 @@ class UnitState:
 
     definition: UnitDefinition
     inventory: list[InventoryEntry] = dataclasses.field(default_factory=list)
-    desired: dict[ObjectKey, Object] = dataclasses.field(default_factory=dict)
     applied_revision: str | None = None
     attempted_revision: str | None = None
     conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -252,12 +250,25 @@ class Agent:
             await self._save(state)
             return
 
-        problems = plan.find_dependency_problems(self._dependency_graph())
-        problem = problems.message(key)
+        source_key = self._source_key(definition)
+        tracked = self.sources.get(source_key)
+        if tracked is None:
+            message = f"source GitRepository '{source_key}' not found"
+            await self._finish(state, self._failure(state, "ArtifactFailed", message))
+            return
+        revision = tracked.revision
+        if revision is None:
+            message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
+            await self._finish(state, self._failure(state, "ArtifactFailed", message))
+            return
+        marker = f"{revision.display}|{drift.desired_digest(definition.kustomization.model_dump())}"
+        if state.stalled_on == marker and not forced:
+            return
+
+        problem = plan.find_dependency_problems(self._dependency_graph()).message(key)
         if problem:
-            await self._finish(
-                state, self._failure(state, "DependencyInvalid", problem, stalled=True)
-            )
+            outcome = Outcome(False, "DependencyInvalid", problem, revision.display, stalled=True)
+            await self._finish(state, outcome, marker=marker)
             return
         blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
         if blocking:
@@ -270,26 +281,11 @@ class Agent:
             self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
             return
 
-        source_key = self._source_key(definition)
-        tracked = self.sources.get(source_key)
-        if tracked is None:
-            message = f"source GitRepository '{source_key}' not found"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
-            return
-        revision = tracked.revision
-        if revision is None:
-            message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
-            return
-
-        marker = f"{revision.display}|{drift.desired_digest(definition.kustomization.model_dump())}"
-        if state.stalled_on == marker and not forced:
-            return
         checkout = await self.sources.checkout(source_key, revision)
         outcome = await reconcile_unit(
             self.context, definition, checkout, revision.display, state.inventory
         )
-        await self._finish(state, outcome, marker=marker, checkout=checkout)
+        await self._finish(state, outcome, marker=marker)
 
     def _failure(
         self, state: UnitState, reason: str, message: str, *, stalled: bool = False
@@ -302,7 +298,6 @@ class Agent:
         outcome: Outcome,
         *,
         marker: str | None = None,
-        checkout: Path | None = None,
     ) -> None:
         """Fold an outcome into the unit's state, write status once, requeue."""
         key = state.key
@@ -314,8 +309,6 @@ class Agent:
             state.applied_revision = outcome.revision
         if outcome.inventory is not None:
             state.inventory = outcome.inventory
-        if outcome.desired:
-            state.desired = outcome.desired
         state.warnings = outcome.warnings
         state.conditions = unit_api.set_condition(
             state.conditions, "Ready", outcome.ready, outcome.reason, outcome.message
@@ -489,11 +482,12 @@ class Agent:
         state = self.units.get(owner)
         if state is None or state.suspended or key in self.applier.in_flight:
             return
-        desired = state.desired.get(key)
-        if desired is None or key not in self.applier.state:
+        remembered = self.applier.state.get(key)
+        if remembered is None:
             return  # not (or no longer) applied by this agent: being pruned, or not yet applied
-        if event != "DELETED" and self.applier.unchanged(key, desired):
+        if event != "DELETED" and remembered.matches(live):
             return
+        desired = remembered.desired
         seen = time.monotonic()
         changes = (
             ["object deleted"]
@@ -502,17 +496,22 @@ class Agent:
         )
         who = _last_writer(live) if event != "DELETED" else None
         assert self._tasks is not None
-        self._tasks.start_soon(self._heal, state, key, desired, changes, who, seen)
+        self._tasks.start_soon(self._heal, state, key, changes, who, seen)
 
     async def _heal(
         self,
         state: UnitState,
         key: ObjectKey,
-        desired: Object,
         changes: list[str],
         who: str | None,
         seen: float,
     ) -> None:
+        # Take what is remembered now, not at the event: a reconcile may have applied a
+        # newer revision of the object since, and that one must win.
+        remembered = self.applier.state.get(key)
+        if remembered is None or key in self.applier.in_flight:
+            return
+        desired = remembered.desired
         client = self.client
         spec = state.definition.kustomization.spec
         if spec.service_account_name:

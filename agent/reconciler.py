@@ -51,7 +51,6 @@ class Outcome:
     """The unit's inventory after this run; None keeps the stored one."""
     split: SplitRender | None = None
     """The render, sorted; None when the render failed (children stay as they were)."""
-    desired: dict[ObjectKey, Object] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     duration: float = 0.0
@@ -236,8 +235,7 @@ async def _reconcile(
             revision,
             inventory=survivors,
             split=split,
-            desired=desired,
-            warnings=warnings,
+                        warnings=warnings,
             counts=counts,
         )
 
@@ -258,8 +256,7 @@ async def _reconcile(
                 stalled=True,
                 inventory=_union(current, stale_kept),
                 split=split,
-                desired=desired,
-                warnings=warnings,
+                                warnings=warnings,
                 counts=counts,
             )
         pruned = await ctx.applier.prune(client, decision.delete, unit_labels=labels)
@@ -274,8 +271,7 @@ async def _reconcile(
                 revision,
                 inventory=_union(current, survivors),
                 split=split,
-                desired=desired,
-                warnings=warnings,
+                                warnings=warnings,
                 counts=counts,
             )
         warnings.extend(f"kept {e.key}: {why}" for e, why in pruned.kept)
@@ -289,8 +285,7 @@ async def _reconcile(
         applied=True,
         inventory=new_inventory,
         split=split,
-        desired=desired,
-        warnings=warnings,
+                warnings=warnings,
         counts=counts,
     )
 

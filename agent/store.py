@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from fleet.api import unit as unit_api
-from fleet.core import drift
+from fleet.core import drift, health
 from fleet.kube import KubeClient, KubeError
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,7 @@ class UnitStore:
                 live = await self._client.get(
                     crd["apiVersion"], crd["kind"], crd["metadata"]["name"]
                 )
-                conditions = {
-                    c["type"]: c["status"]
-                    for c in (live or {}).get("status", {}).get("conditions", [])
-                }
-                if conditions.get("Established") == "True":
+                if live is not None and health.assess(live).ready:
                     break
                 await anyio.sleep(0.1)
         self._client.forget_discovery(unit_api.API_VERSION)

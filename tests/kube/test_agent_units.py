@@ -1,0 +1,491 @@
+"""Flux Kustomization semantics carried out by the agent: dependsOn, health checks,
+suspend, force, impersonation, a Flux repository layout, and bad input."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.loop import Agent
+from fleet.api import unit as unit_api
+from fleet.kube import KubeClient
+from fleet.localkube.cluster import LocalCluster
+from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+
+pytestmark = pytest.mark.anyio
+
+
+def dump(*objects: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def kustomization(name: str, path: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "1m",
+            "retryInterval": "1s",
+            "path": path,
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+            **spec,
+        },
+    }
+
+
+def configmap(name: str, namespace: str | None = None, **data: str) -> dict[str, Any]:
+    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+def deployment(name: str, namespace: str, **pod_spec: Any) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], **pod_spec},
+            },
+        },
+    }
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
+    served = tmp_path / "served"
+    served.mkdir()
+    repo = served_repo(served, "fleet.git")
+    with git_daemon(served) as daemon:
+        yield daemon, repo
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def unit_name(name: str) -> str:
+    return unit_api.unit_resource_name("flux-system", name)
+
+
+async def attempted(kube: KubeClient, agent: Agent, unit: str, sha: str) -> dict[str, Any] | None:
+    """The unit's status once it has tried ``sha`` (whatever the outcome)."""
+    status = await unit_status(kube, agent, unit)
+    if str(status.get("lastAttemptedRevision", "")).endswith(sha):
+        return status
+    return None
+
+
+async def settled(
+    kube: KubeClient, agent: Agent, unit: str, sha: str, ready: str
+) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        status = await attempted(kube, agent, unit, sha)
+        if status and ready_condition(status).get("status") == ready:
+            return status
+        return None
+
+    result: dict[str, Any] = await eventually(
+        check, timeout=45, what=f"unit {unit} Ready={ready} at {sha[:7]}"
+    )
+    return result
+
+
+async def test_depends_on_waits_for_a_healthy_dependency(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    unschedulable = deployment("db", namespace, nodeSelector={"fleet.dev/no-such-node": "true"})
+    sha = repo.commit(
+        {
+            "clusters/dev/infra.yaml": dump(
+                kustomization(
+                    "infra",
+                    "./infra",
+                    timeout="4s",
+                    healthChecks=[
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": "db",
+                            "namespace": namespace,
+                        }
+                    ],
+                )
+            ),
+            "clusters/dev/apps.yaml": dump(
+                kustomization(
+                    "apps", "./apps", dependsOn=[{"name": "infra"}], targetNamespace=namespace
+                )
+            ),
+            "infra/db.yaml": dump(unschedulable),
+            "apps/app.yaml": dump(configmap("app-config", color="blue")),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        infra = await settled(kube, agent, unit_name("infra"), sha, "False")
+        assert ready_condition(infra)["reason"] == "HealthCheckFailed"
+        assert f"Deployment.apps/{namespace}/db" in ready_condition(infra)["message"]
+        apps = await unit_status(kube, agent, unit_name("apps"))
+        assert ready_condition(apps)["reason"] == "DependencyNotReady"
+        assert "flux-system/infra" in ready_condition(apps)["message"]
+        assert await kube.get("v1", "ConfigMap", "app-config", namespace) is None
+
+        fixed = repo.commit({"infra/db.yaml": dump(deployment("db", namespace))})
+        repo.push("main")
+        await settled(kube, agent, unit_name("infra"), fixed, "True")
+        await settled(kube, agent, unit_name("apps"), fixed, "True")
+        assert await kube.get("v1", "ConfigMap", "app-config", namespace) is not None
+
+
+async def test_suspended_unit_holds_back_changes_until_resumed(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    first = repo.commit({"clusters/dev/cm.yaml": dump(configmap("held", namespace, v="1"))})
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_api.ROOT_UNIT, first, "True")
+        await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: "true"})
+        await eventually(lambda: agent.units[_root(agent)].suspended, what="agent saw suspend")
+        held = repo.commit({"clusters/dev/cm.yaml": dump(configmap("held", namespace, v="2"))})
+        repo.push("main")
+        await _sleep(4)
+        live = await kube.get("v1", "ConfigMap", "held", namespace)
+        assert live is not None and live["data"] == {"v": "1"}
+        await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: None})
+        await settled(kube, agent, unit_api.ROOT_UNIT, held, "True")
+        live = await kube.get("v1", "ConfigMap", "held", namespace)
+        assert live is not None and live["data"] == {"v": "2"}
+
+
+def _root(agent: Agent) -> Any:
+    from agent.units import ROOT_KEY
+
+    return ROOT_KEY
+
+
+async def _sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)
+
+
+async def _annotate(
+    kube: KubeClient, agent: Agent, annotations: dict[str, str | None], unit: str = "root"
+) -> None:
+    await kube.request(
+        "PATCH",
+        f"/apis/{unit_api.API_VERSION}/namespaces/{agent.settings.namespace}/{unit_api.PLURAL}/{unit}",
+        body={"metadata": {"annotations": annotations}},
+        content_type="application/merge-patch+json",
+    )
+
+
+async def test_force_recreates_an_object_whose_immutable_field_changed(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    frozen = configmap("frozen", namespace, v="1") | {"immutable": True}
+    sha = repo.commit(
+        {
+            "clusters/dev/plain.yaml": dump(kustomization("plain", "./plain")),
+            "clusters/dev/forced.yaml": dump(kustomization("forced", "./forced", force=True)),
+            "plain/cm.yaml": dump(
+                frozen | {"metadata": {"name": "frozen-plain", "namespace": namespace}}
+            ),
+            "forced/cm.yaml": dump(frozen),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_name("forced"), sha, "True")
+        await settled(kube, agent, unit_name("plain"), sha, "True")
+        before = await kube.get("v1", "ConfigMap", "frozen", namespace)
+        assert before is not None
+        changed = frozen | {"data": {"v": "2"}}
+        sha = repo.commit(
+            {
+                "plain/cm.yaml": dump(
+                    changed | {"metadata": {"name": "frozen-plain", "namespace": namespace}}
+                ),
+                "forced/cm.yaml": dump(changed),
+            }
+        )
+        repo.push("main")
+        await settled(kube, agent, unit_name("forced"), sha, "True")
+        after = await kube.get("v1", "ConfigMap", "frozen", namespace)
+        assert after is not None and after["data"] == {"v": "2"}
+        assert after["metadata"]["uid"] != before["metadata"]["uid"]
+        plain = await settled(kube, agent, unit_name("plain"), sha, "False")
+        assert "immutable" in ready_condition(plain)["message"]
+        kept = await kube.get("v1", "ConfigMap", "frozen-plain", namespace)
+        assert kept is not None and kept["data"] == {"v": "1"}
+
+
+async def test_a_unit_is_denied_what_its_service_account_may_not_do(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    await kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "limited", "namespace": "flux-system"},
+        },
+        field_manager="test",
+    )
+    sha = repo.commit(
+        {
+            "clusters/dev/limited.yaml": dump(
+                kustomization(
+                    "limited", "./limited", serviceAccountName="limited", targetNamespace=namespace
+                )
+            ),
+            "limited/cm.yaml": dump(configmap("denied")),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        status = await settled(kube, agent, unit_name("limited"), sha, "False")
+        message = ready_condition(status)["message"]
+        assert "system:serviceaccount:flux-system:limited" in message
+        assert "forbidden" in message.lower()
+        assert await kube.get("v1", "ConfigMap", "denied", namespace) is None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _flux_system_namespace(local_clusters: dict[str, LocalCluster]) -> None:
+    from tests.conftest import api_client_for
+    from kubernetes import client as k8s
+
+    with api_client_for(local_clusters["dev"]) as api:
+        core = k8s.CoreV1Api(api)
+        if "flux-system" not in {n.metadata.name for n in core.list_namespace().items}:
+            core.create_namespace({"metadata": {"name": "flux-system"}})
+
+
+FLUX_BASE = {
+    "apps/base/podinfo/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n",
+    "apps/base/podinfo/service.yaml": dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "podinfo"},
+            "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 80, "targetPort": 9898}]},
+        }
+    ),
+}
+
+
+async def test_a_flux_repository_layout_reconciles_unchanged(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    podinfo = deployment("podinfo", "placeholder")
+    del podinfo["metadata"]["namespace"]
+    files = {
+        # What `flux bootstrap` leaves, minus the controllers: the sync objects.
+        "clusters/dev/flux-system/gotk-sync.yaml": dump(
+            {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                "spec": {
+                    "interval": "1m",
+                    "ref": {"branch": "main"},
+                    "url": daemon.url("fleet.git"),
+                },
+            },
+            kustomization("flux-system", "./clusters/dev"),
+        ),
+        "clusters/dev/flux-system/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - gotk-sync.yaml\n",
+        "clusters/dev/infrastructure.yaml": dump(
+            kustomization("infrastructure", "./infrastructure")
+        ),
+        "clusters/dev/apps.yaml": dump(
+            kustomization(
+                "apps",
+                "./apps/dev",
+                dependsOn=[{"name": "infrastructure"}],
+                targetNamespace=namespace,
+                wait=True,
+                timeout="60s",
+            )
+        ),
+        "infrastructure/limits.yaml": dump(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": f"{namespace}-apps"},
+                "value": 1000,
+            }
+        ),
+        "apps/base/podinfo/deployment.yaml": dump(podinfo),
+        **FLUX_BASE,
+        "apps/dev/kustomization.yaml": yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": ["../base/podinfo"],
+                "patches": [
+                    {
+                        "target": {"kind": "Deployment", "name": "podinfo"},
+                        "patch": "- op: replace\n  path: /spec/replicas\n  value: 2\n",
+                    }
+                ],
+            }
+        ),
+    }
+    files["clusters/dev/flux-system/gotk-sync.yaml"] = dump(
+        yaml.safe_load_all(files["clusters/dev/flux-system/gotk-sync.yaml"]).__next__(),
+        kustomization("flux-system", "./clusters/dev"),
+    )
+    sha = repo.commit(files)
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_api.ROOT_UNIT, sha, "True")
+        await settled(kube, agent, unit_name("infrastructure"), sha, "True")
+        apps = await settled(kube, agent, unit_name("apps"), sha, "True")
+        assert apps["inventorySize"] == 2
+        live = await kube.get("apps/v1", "Deployment", "podinfo", namespace)
+        assert live is not None and live["spec"]["replicas"] == 2
+        assert live["status"].get("readyReplicas") == 2
+        assert (
+            await kube.get("scheduling.k8s.io/v1", "PriorityClass", f"{namespace}-apps") is not None
+        )
+        # The bootstrap Kustomization stands for the cluster path: no unit of its own.
+        assert (
+            await kube.get(
+                unit_api.API_VERSION,
+                unit_api.KIND,
+                unit_name("flux-system"),
+                agent.settings.namespace,
+            )
+            is None
+        )
+
+
+BAD_INPUTS = [
+    (
+        "invalid YAML",
+        {"clusters/dev/bad.yaml": "kind: ConfigMap\nmetadata: [unclosed\n"},
+        "root",
+        "bad.yaml",
+    ),
+    (
+        "unknown kind",
+        {
+            "clusters/dev/bad.yaml": dump(
+                {
+                    "apiVersion": "example.com/v1",
+                    "kind": "Gizmo",
+                    "metadata": {"name": "g", "namespace": "default"},
+                }
+            )
+        },
+        "root",
+        'no matches for kind "Gizmo"',
+    ),
+    (
+        "kustomize error",
+        {
+            "clusters/dev/broken.yaml": dump(kustomization("broken", "./broken")),
+            "broken/kustomization.yaml": "resources:\n  - missing.yaml\n",
+        },
+        "flux-system.broken",
+        "missing.yaml",
+    ),
+    (
+        "path escape",
+        {"clusters/dev/escape.yaml": dump(kustomization("escape", "../../../etc"))},
+        "flux-system.escape",
+        "path escapes the repository",
+    ),
+    (
+        "dependency cycle",
+        {
+            "clusters/dev/a.yaml": dump(kustomization("a", "./a", dependsOn=[{"name": "b"}])),
+            "clusters/dev/b.yaml": dump(kustomization("b", "./b", dependsOn=[{"name": "a"}])),
+            "a/cm.yaml": dump(configmap("a-cm", "default")),
+            "b/cm.yaml": dump(configmap("b-cm", "default")),
+        },
+        "flux-system.a",
+        "dependency cycle",
+    ),
+    (
+        "invalid Kustomization field",
+        {"clusters/dev/oops.yaml": dump(kustomization("oops", "./x", interval="5 minutes"))},
+        "root",
+        "spec.interval",
+    ),
+]
+
+
+async def test_bad_input_leaves_running_objects_untouched_and_names_the_problem(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    good = {"clusters/dev/running.yaml": dump(configmap("running", namespace, v="1"))}
+    sha = repo.commit(good)
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_api.ROOT_UNIT, sha, "True")
+        running = await kube.get("v1", "ConfigMap", "running", namespace)
+        assert running is not None
+        for label, files, unit, expected in BAD_INPUTS:
+            sha = repo.commit(files, message=label)
+            repo.push("main")
+            status = await settled(kube, agent, unit, sha, "False")
+            message = ready_condition(status)["message"]
+            assert expected in message, f"{label}: {message}"
+            still = await kube.get("v1", "ConfigMap", "running", namespace)
+            assert still is not None and still["metadata"]["uid"] == running["metadata"]["uid"], (
+                label
+            )
+            assert still["data"] == {"v": "1"}, label
+            # Back to the good tree before the next case.
+            repo.commit({name: None for name in files}, message=f"revert {label}")
+            repo.push("main")
