@@ -46,9 +46,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-## The main job: bring up local clusters dev, staging and prod and show them (Ctrl-C stops).
+## The main job: clusters dev, staging, prod + a Git server + one agent each (Ctrl-C stops).
 demo: venv k8s-bin
-	$(BIN)/fleet dev clusters up dev staging prod --foreground
+	$(BIN)/fleet demo up
 
 clusters-up: venv k8s-bin
 	$(BIN)/fleet dev clusters up dev staging prod

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from fleet.localkube.gitserver import GitDaemon as GitDaemon
+from fleet.localkube.gitserver import free_port
+from fleet.localkube.gitserver import git_daemon as git_daemon
+from fleet.localkube.gitserver import port_open as _port_open
 from fleet.localkube.process import ManagedProcess, wait_until
 
 HOST = "127.0.0.1"
@@ -52,58 +56,9 @@ def git_env() -> dict[str, str]:
     return {**os.environ, **_GIT_ENV}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex((HOST, port)) == 0
-
-
 def _state_dir(root: Path, name: str) -> Path:
     """A fresh folder beside ``root`` for one server's config, keys, logs and PID file."""
     return Path(tempfile.mkdtemp(prefix=f"{root.name}-{name}-", dir=root.parent))
-
-
-@dataclass
-class GitDaemon:
-    root: Path
-    port: int
-    process: ManagedProcess
-
-    def url(self, name: str) -> str:
-        return f"git://{HOST}:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-@contextmanager
-def git_daemon(root: Path) -> Iterator[GitDaemon]:
-    """Serve every repository under ``root`` over git:// on a free loopback port."""
-    port = free_port()
-    args = [
-        "git",
-        "daemon",
-        "--reuseaddr",
-        f"--base-path={root}",
-        "--export-all",
-        f"--port={port}",
-        f"--listen={HOST}",
-        "--enable=receive-pack",
-        str(root),
-    ]
-    process = ManagedProcess("git-daemon", args, _state_dir(root, "git-daemon"), git_env())
-    try:
-        process.start()
-        wait_until(lambda: _port_open(port), timeout=10, what="git daemon", processes=[process])
-        yield GitDaemon(root, port, process)
-    finally:
-        process.stop()
 
 
 @dataclass

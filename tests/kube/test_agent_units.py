@@ -3,19 +3,22 @@ suspend, force, impersonation, a Flux repository layout, and bad input."""
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from agent.loop import Agent
+from agent.units import ROOT_KEY
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.conftest import api_client_for
 from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
 
 pytestmark = pytest.mark.anyio
@@ -173,28 +176,16 @@ async def test_suspended_unit_holds_back_changes_until_resumed(
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
         await settled(kube, agent, unit_api.ROOT_UNIT, first, "True")
         await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: "true"})
-        await eventually(lambda: agent.units[_root(agent)].suspended, what="agent saw suspend")
+        await eventually(lambda: agent.units[ROOT_KEY].suspended, what="agent saw suspend")
         held = repo.commit({"clusters/dev/cm.yaml": dump(configmap("held", namespace, v="2"))})
         repo.push("main")
-        await _sleep(4)
+        await anyio.sleep(4)
         live = await kube.get("v1", "ConfigMap", "held", namespace)
         assert live is not None and live["data"] == {"v": "1"}
         await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: None})
         await settled(kube, agent, unit_api.ROOT_UNIT, held, "True")
         live = await kube.get("v1", "ConfigMap", "held", namespace)
         assert live is not None and live["data"] == {"v": "2"}
-
-
-def _root(agent: Agent) -> Any:
-    from agent.units import ROOT_KEY
-
-    return ROOT_KEY
-
-
-async def _sleep(seconds: float) -> None:
-    import anyio
-
-    await anyio.sleep(seconds)
 
 
 async def _annotate(
@@ -290,17 +281,24 @@ async def test_a_unit_is_denied_what_its_service_account_may_not_do(
 
 @pytest.fixture(scope="module", autouse=True)
 def _flux_system_namespace(local_clusters: dict[str, LocalCluster]) -> None:
-    from tests.conftest import api_client_for
-    from kubernetes import client as k8s
-
     with api_client_for(local_clusters["dev"]) as api:
         core = k8s.CoreV1Api(api)
         if "flux-system" not in {n.metadata.name for n in core.list_namespace().items}:
             core.create_namespace({"metadata": {"name": "flux-system"}})
 
 
+def kustomize_file(resources: list[str]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": resources,
+        }
+    )
+
+
 FLUX_BASE = {
-    "apps/base/podinfo/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n",
+    "apps/base/podinfo/kustomization.yaml": kustomize_file(["deployment.yaml", "service.yaml"]),
     "apps/base/podinfo/service.yaml": dump(
         {
             "apiVersion": "v1",
@@ -337,7 +335,7 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
             },
             kustomization("flux-system", "./clusters/dev"),
         ),
-        "clusters/dev/flux-system/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - gotk-sync.yaml\n",
+        "clusters/dev/flux-system/kustomization.yaml": kustomize_file(["gotk-sync.yaml"]),
         "clusters/dev/infrastructure.yaml": dump(
             kustomization("infrastructure", "./infrastructure")
         ),
@@ -375,10 +373,6 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
             }
         ),
     }
-    files["clusters/dev/flux-system/gotk-sync.yaml"] = dump(
-        yaml.safe_load_all(files["clusters/dev/flux-system/gotk-sync.yaml"]).__next__(),
-        kustomization("flux-system", "./clusters/dev"),
-    )
     sha = repo.commit(files)
     repo.push("main")
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
