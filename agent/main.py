@@ -21,6 +21,7 @@ async def run(settings: AgentSettings) -> None:
         settings.kubeconfig, settings.context, max_concurrency=settings.apply_concurrency
     )
     agent = Agent(settings, client)
+    agent.metrics.count_requests_of(client)
     if settings.metrics_address:
         host, _, port = settings.metrics_address.rpartition(":")
         start_http_server(int(port), host or "0.0.0.0", registry=agent.metrics.registry)

@@ -6,7 +6,12 @@ names, so cardinality stays bounded by the number of units.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+from fleet.kube import KubeClient
 
 UNIT_LABELS = ("kind", "namespace", "name")
 
@@ -71,3 +76,27 @@ class AgentMetrics:
             ("source",),
             registry=r,
         )
+
+    def count_requests_of(self, client: KubeClient) -> None:
+        """Export the client's request counts (``fleet_kube_requests_total``)."""
+        self.registry.register(KubeRequestsCollector(client))
+
+
+class KubeRequestsCollector:
+    """Exports a KubeClient's request counts as ``fleet_kube_requests_total``."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "fleet_kube_requests",
+            "Requests the agent sent to the Kubernetes API.",
+            labels=("verb", "resource", "dry_run"),
+        )
+        for kind, count in sorted(self._client.requests.items()):
+            family.add_metric([kind.verb, kind.resource, str(kind.dry_run).lower()], count)
+        yield family
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return []

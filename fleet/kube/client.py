@@ -11,12 +11,13 @@ works.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -51,6 +52,37 @@ class ResourceInfo:
         if name:
             base += f"/{quote(name, safe='')}"
         return base
+
+
+class RequestKind(NamedTuple):
+    verb: str
+    """GET, LIST, WATCH, PATCH, POST, PUT or DELETE."""
+    resource: str
+    """The resource (``deployments``, ``units/status``) or ``discovery``."""
+    dry_run: bool
+
+    @property
+    def is_write(self) -> bool:
+        return self.verb in ("PATCH", "POST", "PUT", "DELETE") and not self.dry_run
+
+
+def _resource_of(path: str) -> str:
+    """``/apis/apps/v1/namespaces/x/deployments/web`` -> ``deployments``; a trailing ``/``
+    marks a collection (a list), so the caller can tell LIST from GET."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return "other"
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return "discovery"
+    if len(rest) == 1:
+        return rest[0] + "/"
+    return rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +156,7 @@ class KubeClient:
         impersonate_groups: tuple[str, ...] = (),
         max_concurrency: int = 32,
         discovery: _Discovery | None = None,
+        parent_requests: collections.Counter[RequestKind] | None = None,
     ) -> None:
         self._api = api
         self._discovery = discovery or _Discovery()
@@ -134,6 +167,11 @@ class KubeClient:
         self.impersonating = impersonate_user
         self._limit = asyncio.Semaphore(max_concurrency)
         self._max_concurrency = max_concurrency
+        self.requests: collections.Counter[RequestKind] = (
+            parent_requests if parent_requests is not None else collections.Counter()
+        )
+        """Requests sent, by verb, resource and dry-run: the agent exports these as metrics,
+        and benchmarks read them to prove a no-op resync writes nothing."""
 
     @classmethod
     async def from_kubeconfig(
@@ -158,6 +196,7 @@ class KubeClient:
             impersonate_groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
             max_concurrency=self._max_concurrency,
             discovery=self._discovery,
+            parent_requests=self.requests,
         )
 
     async def close(self) -> None:
@@ -209,6 +248,7 @@ class KubeClient:
     ) -> Any:
         """One API request; returns the decoded JSON body or raises a ``KubeError``."""
         what = what or f"{method} {path}"
+        self._count(method, path, query)
         async with self._limit:
             try:
                 response = await self._send(
@@ -220,6 +260,12 @@ class KubeClient:
         if not 200 <= response.status < 300:
             raise errors.from_response(response.status, data, what)
         return json.loads(data) if data else None
+
+    def _count(self, method: str, path: str, query: Mapping[str, Any] | None) -> None:
+        resource = _resource_of(path)
+        verb = "LIST" if method == "GET" and resource.endswith("/") else method
+        dry_run = bool(query and query.get("dryRun"))
+        self.requests[RequestKind(verb, resource.rstrip("/"), dry_run)] += 1
 
     async def resource(self, api_version: str, kind: str) -> ResourceInfo:
         return await self._discovery.lookup(self, api_version, kind)
@@ -372,6 +418,7 @@ class KubeClient:
         if label_selector:
             query["labelSelector"] = label_selector
         what = f"watch {kind}"
+        self._count("WATCH", info.path(namespace), None)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
         try:
             response = await self._send("GET", info.path(namespace), query=query, timeout=timeout)

@@ -7,9 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
+from agent.loop import Agent
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
@@ -213,3 +216,43 @@ async def test_out_of_band_changes_are_reverted_without_waiting_for_an_interval(
 async def _drifts(kube: KubeClient, agent: object, count: int) -> dict[str, object] | None:
     status = await unit_status(kube, agent)  # type: ignore[arg-type]
     return status if int(status.get("driftCount", 0)) >= count else None
+
+
+async def test_a_resync_of_unchanged_units_writes_nothing(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    objects = [configmap(namespace, f"cm-{i}", i=str(i)) for i in range(10)]
+    sha = repo.commit({"clusters/dev/app.yaml": manifest(deployment(namespace, "web"), *objects)})
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await eventually(lambda: _applied(kube, agent, sha), what="applied")
+        await anyio.sleep(1.5)  # let the first round's own watch events settle
+        before = dict(agent.client.requests)
+        reconciles = agent.metrics.reconcile_duration.labels(
+            "Kustomization", "fleet-system", "root"
+        )
+        count_before = _histogram_count(agent)
+        await anyio.sleep(4)  # four 1-second intervals: four resyncs of the root unit
+        assert _histogram_count(agent) - count_before >= 2, "the unit was not resynced"
+        sent = {
+            k: v - before.get(k, 0)
+            for k, v in agent.client.requests.items()
+            if v != before.get(k, 0)
+        }
+        writes = {k: v for k, v in sent.items() if k.is_write}
+        dry_runs = {k: v for k, v in sent.items() if k.dry_run}
+        assert writes == {} and dry_runs == {}, sent
+
+
+def _histogram_count(agent: Agent) -> float:
+    """Reconciles of the root unit so far, read from the agent's Prometheus registry."""
+    text = generate_latest(agent.metrics.registry).decode()
+    for line in text.splitlines():
+        if line.startswith("fleet_reconcile_duration_seconds_count") and 'name="root"' in line:
+            return float(line.split()[-1])
+    return 0.0

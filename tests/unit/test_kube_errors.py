@@ -33,3 +33,24 @@ def test_each_status_has_its_error_class(status: int, expected: type[errors.Kube
 def test_a_body_that_is_not_a_status_is_kept_as_text() -> None:
     error = errors.from_response(502, b"bad gateway", "get Pod ns/p")
     assert str(error) == "get Pod ns/p: bad gateway"
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/apis/apps/v1/namespaces/x/deployments/web", "deployments"),
+        ("/apis/apps/v1/namespaces/x/deployments", "deployments/"),
+        ("/api/v1/namespaces", "namespaces/"),
+        ("/api/v1/namespaces/x", "namespaces"),
+        ("/apis/fleet.dev/v1alpha1/namespaces/fleet-system/units/root/status", "units/status"),
+        (
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/a.b",
+            "customresourcedefinitions",
+        ),
+        ("/apis/apps/v1", "discovery"),
+    ],
+)
+def test_requests_are_counted_by_resource(path: str, resource: str) -> None:
+    from fleet.kube.client import _resource_of
+
+    assert _resource_of(path) == resource
