@@ -233,9 +233,6 @@ async def test_a_resync_of_unchanged_units_writes_nothing(
         await eventually(lambda: _applied(kube, agent, sha), what="applied")
         await anyio.sleep(1.5)  # let the first round's own watch events settle
         before = dict(agent.client.requests)
-        reconciles = agent.metrics.reconcile_duration.labels(
-            "Kustomization", "fleet-system", "root"
-        )
         count_before = _histogram_count(agent)
         await anyio.sleep(4)  # four 1-second intervals: four resyncs of the root unit
         assert _histogram_count(agent) - count_before >= 2, "the unit was not resynced"
