@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fleet.cli import output
+from fleet.cli import output, units
 from fleet.report import ClusterSummary, short_revision
 
 HUB_URL_ENV = "FLEET_HUB_URL"
@@ -27,7 +27,7 @@ CLUSTER_COLUMNS = ["NAME", "HEALTH", "REVISION", "UNITS", "DRIFT(24h)", "LAST RE
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = subparsers.add_parser(
         "get",
-        help="list fleet objects (clusters)",
+        help="list fleet objects (clusters, units)",
         description="List fleet objects in kubectl's table form, or as JSON/YAML.",
     )
     get_sub = get.add_subparsers(dest="get_command", required=True, metavar="KIND")
@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     output.add_output_flag(clusters)
     clusters.set_defaults(func=_get_clusters)
+
+    units.register_get_units(get_sub)
 
 
 def age(delta: datetime.timedelta) -> str:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from fleet import __version__
-from fleet.cli import agent, dev, get, hub
+from fleet.cli import agent, dev, get, hub, units
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.register(subparsers)
     get.register(subparsers)
     hub.register(subparsers)
+    units.register(subparsers)
     return parser
 
 
