@@ -25,11 +25,12 @@ from pathlib import Path
 
 import psycopg
 
+from fleet.localkube.gitserver import HOST, free_port
 from fleet.localkube.process import ProcessError, wait_until
-from tests.gitservers import HOST, free_port
 
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 SUPERUSER = "fleet"
+_SHARED_DATABASE = "fleet_tests"
 _SERVICE_USER = "postgres"
 
 
@@ -71,18 +72,44 @@ class PostgresServer:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def create_schema(self, prefix: str = "hub") -> str:
+        """A fresh empty schema in a shared database, as a URL whose connections use it.
+
+        Much cheaper than a database per test (no template copy), and as isolated for
+        code that names no schema in its SQL.
+        """
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (_SHARED_DATABASE,)
+            ).fetchone()
+            if exists is None:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    connection.execute(f'CREATE DATABASE "{_SHARED_DATABASE}"')
+        with psycopg.connect(self.url(_SHARED_DATABASE), autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url(_SHARED_DATABASE)}?options=-csearch_path%3D{name}"
+
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
 
-def _as_service_user() -> dict[str, int | str]:
-    """subprocess arguments that drop root to the postgres user; empty when not root."""
+@dataclass(frozen=True)
+class _Identity:
+    """Who PostgreSQL runs as: the postgres user when we are root, else ourselves."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: tuple[int, ...] | None = None
+
+
+def _service_identity() -> _Identity:
     if os.geteuid() != 0:
-        return {}
+        return _Identity()
     entry = pwd.getpwnam(_SERVICE_USER)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    return _Identity(entry.pw_uid, entry.pw_gid, ())
 
 
 def _owned_tempdir(prefix: str) -> Path:
@@ -113,7 +140,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     data_dir = _owned_tempdir("fleet-pg-data-")
     socket_dir = _owned_tempdir("fleet-pg-sock-")
     log_path = socket_dir / "postgres.log"
-    drop = _as_service_user()
+    who = _service_identity()
     process: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(
@@ -132,7 +159,9 @@ def postgres_server() -> Iterator[PostgresServer]:
             ],
             check=True,
             capture_output=True,
-            **drop,  # type: ignore[arg-type]
+            user=who.user,
+            group=who.group,
+            extra_groups=who.extra_groups,
         )
         port = free_port()
         with open(log_path, "ab") as log:
@@ -161,7 +190,9 @@ def postgres_server() -> Iterator[PostgresServer]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **drop,  # type: ignore[arg-type]
+                user=who.user,
+                group=who.group,
+                extra_groups=who.extra_groups,
             )
         server = PostgresServer(port, socket_dir, data_dir, process, log_path)
 

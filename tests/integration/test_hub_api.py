@@ -1,0 +1,320 @@
+"""The hub's HTTP API against a real uvicorn server and a real SQLite file or PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from fleet import sse
+from fleet.report import UnitReport
+from hub.app import ENDPOINTS
+from hub.config import HubConfig
+from tests.hubserver import (
+    RunningHub,
+    body_of,
+    create_token,
+    event,
+    report,
+    revoke_tokens,
+    running_hub,
+)
+from tests.support import eventually
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def hub(database: str) -> Iterator[RunningHub]:
+    config = HubConfig.model_validate(
+        {"database": database, "staleAfter": "1s", "streamKeepalive": "1s"}
+    )
+    with running_hub(config) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(hub: RunningHub) -> httpx.Client:
+    token = create_token(hub.config.database, "alice", role="admin")
+    return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"})
+
+
+def agent_client(
+    hub: RunningHub, cluster: str, labels: dict[str, str] | None = None
+) -> httpx.Client:
+    token = create_token(hub.config.database, cluster, labels=labels)
+    return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"})
+
+
+def put(client: httpx.Client, cluster: str, body: str) -> httpx.Response:
+    return client.put(
+        f"/api/v1/clusters/{cluster}/report",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def clusters(client: httpx.Client) -> dict[str, dict[str, object]]:
+    response = client.get("/api/v1/clusters")
+    assert response.status_code == 200, response.text
+    return {item["name"]: item for item in response.json()["items"]}
+
+
+def test_ingest_lists_cluster_ready_and_heartbeat_is_not_a_change(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "dev", labels={"env": "dev"})
+    sent = report("dev", url="https://bot:s3cret@git.example.com/fleet.git")
+
+    first = put(agent, "dev", body_of(sent))
+    again = put(
+        agent,
+        "dev",
+        body_of(
+            sent.model_copy(
+                update={"reported_at": sent.reported_at + datetime.timedelta(seconds=30)}
+            )
+        ),
+    )
+
+    assert first.status_code == 200, first.text
+    assert first.json()["changed"] is True and first.json()["health"] == "Ready"
+    assert again.json()["changed"] is False
+    listed = clusters(admin)["dev"]
+    assert listed["health"] == "Ready"
+    assert listed["labels"] == {"env": "dev"}
+    assert listed["unitsReady"] == 1 and listed["unitsTotal"] == 1
+    assert listed["revision"] == sent.source.revision
+    detail = admin.get("/api/v1/clusters/dev").json()
+    assert detail["report"]["source"]["url"] == "https://bot:***@git.example.com/fleet.git"
+    assert detail["report"]["units"][0]["name"] == "apps"
+
+
+def test_unit_not_ready_makes_cluster_degraded_with_its_message(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "staging")
+    broken = UnitReport(
+        namespace="flux-system",
+        name="infra",
+        ready="False",
+        reason="HealthCheckFailed",
+        message="Deployment/ingress/nginx: 0/2 replicas available",
+    )
+    healthy = report("staging").units[0]
+
+    put(agent, "staging", body_of(report("staging", units=[healthy, broken])))
+
+    listed = clusters(admin)["staging"]
+    assert listed["health"] == "Degraded"
+    assert listed["unitsReady"] == 1 and listed["unitsTotal"] == 2
+    assert (
+        listed["message"] == "flux-system/infra: Deployment/ingress/nginx: 0/2 replicas available"
+    )
+
+
+def test_cluster_turns_stale_when_reports_stop_and_recovers(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "prod")
+    put(agent, "prod", body_of(report("prod")))
+    assert clusters(admin)["prod"]["health"] == "Ready"
+
+    eventually(lambda: clusters(admin)["prod"]["health"] == "Stale", 5, "prod to turn Stale")
+    assert admin.get("/api/v1/summary").json()["health"]["Stale"] == 1
+
+    put(agent, "prod", body_of(report("prod")))
+    assert clusters(admin)["prod"]["health"] == "Ready"
+
+
+def test_cluster_known_from_its_token_is_unknown_until_it_reports(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent_client(hub, "edge", labels={"env": "prod"})
+
+    listed = clusters(admin)["edge"]
+
+    assert listed["health"] == "Unknown"
+    assert listed["lastReportAt"] is None
+
+
+def test_every_kind_of_unauthorised_request_is_refused(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    body = body_of(report("dev"))
+    dev = agent_client(hub, "dev")
+    agent_client(hub, "prod")
+    reader_token = create_token(hub.config.database, "bob", role="read-only")
+    reader = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {reader_token}"})
+    anonymous = httpx.Client(base_url=hub.url)
+    forged = httpx.Client(
+        base_url=hub.url, headers={"Authorization": "Bearer fleet_0123456789ab_" + "x" * 43}
+    )
+
+    assert put(anonymous, "dev", body).status_code == 401
+    assert anonymous.get("/api/v1/clusters").status_code == 401
+    assert put(forged, "dev", body).status_code == 401
+    assert put(dev, "prod", body_of(report("prod"))).status_code == 403
+    assert dev.get("/api/v1/clusters").status_code == 403
+    assert reader.get("/api/v1/clusters").status_code == 200
+    assert reader.post("/api/v1/clusters/dev/reconcile", json={}).status_code == 403
+    assert put(reader, "dev", body).status_code == 403
+    assert reader.get("/api/v1/clusters/dev/commands").status_code == 403
+    assert put(dev, "dev", body).status_code == 200
+
+    revoke_tokens(hub.config.database, "dev")
+
+    refused = put(dev, "dev", body)
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error"]
+    assert anonymous.get("/healthz").status_code == 200
+    metrics = admin.get("/metrics").text
+    assert 'fleet_hub_auth_failures_total{reason="forbidden"}' in metrics
+
+
+def test_report_body_over_the_limit_is_413(hub: RunningHub) -> None:
+    agent = agent_client(hub, "dev")
+    oversized = b"{" + b" " * (hub.config.max_report_bytes + 1) + b"}"
+
+    declared = agent.put("/api/v1/clusters/dev/report", content=oversized)
+    chunked = agent.put(
+        "/api/v1/clusters/dev/report", content=iter([oversized[:1000], oversized[1000:]])
+    )
+
+    assert declared.status_code == 413
+    assert chunked.status_code == 413
+    assert "limit" in declared.json()["error"]
+
+
+def test_invalid_report_is_422_naming_the_field(hub: RunningHub) -> None:
+    agent = agent_client(hub, "dev")
+    document = json.loads(body_of(report("dev")))
+    document["units"][0]["message"] = "x" * 5000
+    document["source"]["revision"] = "main@abc"
+
+    refused = put(agent, "dev", json.dumps(document))
+
+    assert refused.status_code == 422
+    problems = {item["loc"]: item["msg"] for item in refused.json()["detail"]}
+    assert "limit is 1024" in problems["units.0.message"]
+    assert "Flux's form" in problems["source.revision"]
+
+
+def test_summary_counts_health_per_label(hub: RunningHub, admin: httpx.Client) -> None:
+    failing = UnitReport(namespace="a", name="b", ready="False", message="boom")
+    for name, env, units in (
+        ("dev-1", "dev", None),
+        ("dev-2", "dev", [failing]),
+        ("prod-1", "prod", None),
+    ):
+        put(agent_client(hub, name, labels={"env": env}), name, body_of(report(name, units=units)))
+
+    summary = admin.get("/api/v1/summary").json()
+
+    assert summary["clusters"] == 3
+    assert summary["health"]["Ready"] == 2 and summary["health"]["Degraded"] == 1
+    assert summary["unitsNotReady"] == 1
+    assert summary["byLabel"]["env"]["dev"] == {
+        "clusters": 2,
+        "health": {"Ready": 1, "Degraded": 1},
+    }
+    assert summary["byLabel"]["env"]["prod"]["clusters"] == 1
+
+
+def test_events_are_stored_once_and_listed_newest_first(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "dev")
+    base = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    first = event("DriftCorrected", "Deployment/web: spec.replicas 5 -> 2", at=base)
+    second = event("ReconcileFailed", "apply failed", at=base + datetime.timedelta(seconds=1))
+
+    put(agent, "dev", body_of(report("dev", events=[first])))
+    put(agent, "dev", body_of(report("dev", events=[first, second])))
+
+    items = admin.get("/api/v1/clusters/dev/events").json()["items"]
+    assert [item["reason"] for item in items] == ["ReconcileFailed", "DriftCorrected"]
+    older = admin.get(f"/api/v1/clusters/dev/events?limit=1&before={items[0]['id']}").json()
+    assert [item["reason"] for item in older["items"]] == ["DriftCorrected"]
+    assert clusters(admin)["dev"]["drift24h"] == 1
+    assert "fleet_hub_drift_events_total 1.0" in admin.get("/metrics").text
+    assert admin.get("/api/v1/clusters/nope/events").status_code == 404
+
+
+def test_stream_delivers_changes_and_resumes_from_last_event_id(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "dev")
+    parser = sse.EventStreamParser()
+    received: list[sse.ServerSentEvent] = []
+    with admin.stream("GET", "/api/v1/stream", timeout=10) as stream:
+        lines = stream.iter_lines()
+        received += _until(parser, lines, "ready")
+        put(agent, "dev", body_of(report("dev", events=[event("DriftCorrected", "fixed")])))
+        received += _until(parser, lines, "event")
+    kinds = [item.event for item in received]
+    assert kinds == ["ready", "cluster-updated", "event"]
+    updated = json.loads(received[1].data)["cluster"]
+    assert updated["name"] == "dev" and updated["health"] == "Ready"
+    assert json.loads(received[2].data)["event"]["reason"] == "DriftCorrected"
+
+    put(agent, "dev", body_of(report("dev", revision_sha="f" * 40)))
+    resumed_parser = sse.EventStreamParser()
+    with admin.stream(
+        "GET", "/api/v1/stream", headers={"Last-Event-ID": str(received[2].id)}, timeout=10
+    ) as stream:
+        missed = _until(resumed_parser, stream.iter_lines(), "cluster-updated")
+    assert json.loads(missed[-1].data)["cluster"]["revision"] == f"main@sha1:{'f' * 40}"
+
+
+def _until(
+    parser: sse.EventStreamParser, lines: Iterator[str], kind: str
+) -> list[sse.ServerSentEvent]:
+    events = []
+    for line in lines:
+        parsed = parser.feed(line)
+        if parsed is not None:
+            events.append(parsed)
+            if parsed.event == kind:
+                return events
+    raise AssertionError(f"stream ended before a {kind!r} event: {events}")
+
+
+def test_openapi_documents_exactly_the_served_routes(hub: RunningHub, admin: httpx.Client) -> None:
+    document = admin.get("/api/v1/openapi.json").json()
+
+    documented = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    assert documented == {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
+    schemas = document["components"]["schemas"]
+    assert {"ClusterReport", "ClusterList", "FleetSummary", "HubCommand"} <= set(schemas)
+    put_report = document["paths"]["/api/v1/clusters/{name}/report"]["put"]
+    assert put_report["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ClusterReport"
+    }
+    assert set(put_report["responses"]) >= {"200", "401", "403", "413", "422"}
+    assert "reportedAt" in schemas["ClusterReport"]["properties"]
+
+
+def test_admin_reconcile_of_unknown_cluster_is_404(hub: RunningHub, admin: httpx.Client) -> None:
+    assert admin.post("/api/v1/clusters/ghost/reconcile", json={}).status_code == 404
+    agent_client(hub, "dev")
+    queued = admin.post("/api/v1/clusters/dev/reconcile", json={"unit": "flux-system/apps"})
+    assert queued.status_code == 202
+    assert queued.json()["command"]["unit"] == "flux-system/apps"
+    assert admin.post("/api/v1/clusters/dev/reconcile", json={"bogus": 1}).status_code == 422
+
+
+def test_metrics_report_fleet_gauges(hub: RunningHub, admin: httpx.Client) -> None:
+    put(agent_client(hub, "dev"), "dev", body_of(report("dev")))
+
+    text = admin.get("/metrics").text
+
+    assert 'fleet_hub_clusters{health="Ready"} 1.0' in text
+    assert "fleet_hub_units_not_ready 0.0" in text
+    assert "fleet_hub_clusters_stale 0.0" in text
+    assert "fleet_hub_ingest_duration_seconds_count 1.0" in text
