@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import anyio
 from kubernetes.aio.config.config_exception import ConfigException
@@ -47,6 +49,9 @@ def where(args: argparse.Namespace) -> str:
 @contextlib.asynccontextmanager
 async def connect(args: argparse.Namespace) -> AsyncIterator[KubeClient]:
     """A client for ``--kubeconfig``/``--context``, closed on exit."""
+    problem = _missing_kubeconfig(args.kubeconfig)
+    if problem:
+        raise CliError(problem)
     try:
         client = await KubeClient.from_kubeconfig(args.kubeconfig, args.context)
     except (ConfigException, OSError, ValueError) as error:
@@ -56,6 +61,19 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[KubeClient]:
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
+
+
+def _missing_kubeconfig(path: str | None) -> str | None:
+    """Say plainly that no kubeconfig exists, before the library says it obscurely."""
+    if path:
+        return None if Path(path).expanduser().is_file() else f"kubeconfig {path} not found"
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None  # in a pod: the service account
+    candidates = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    candidates = candidates or [str(Path.home() / ".kube" / "config")]
+    if any(Path(p).expanduser().is_file() for p in candidates):
+        return None
+    return f"no kubeconfig found ({', '.join(candidates)}): pass --kubeconfig or set KUBECONFIG"
 
 
 def describe_kube_error(error: KubeError, args: argparse.Namespace) -> str:

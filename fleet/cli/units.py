@@ -331,10 +331,12 @@ async def _request_and_wait(
         except CliError as error:
             error.message += f" (waited {format_duration(datetime.timedelta(seconds=timeout))})"
             raise
-        source_status = (done.get("status") or {}).get("source")
-        if with_source and source_status and source_status.get("revision"):
-            revision = unit_api.short_revision(source_status["revision"])
-            progress("✔", f"fetched revision {revision}")
+        fetched = (done.get("status") or {}).get("source")
+        if with_source and fetched and fetched.get("ready") is False:
+            kubeargs.fail(f"fetch of {fetched.get('url')} failed: {fetched.get('message')}")
+            ok = False
+        elif with_source and fetched and fetched.get("revision"):
+            progress("✔", f"fetched revision {unit_api.short_revision(fetched['revision'])}")
         ok = report_result(done, with_name=len(targets) > 1) and ok
     return 0 if ok else 1
 
