@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -190,7 +191,11 @@ async def _reconcile(
 
     try:
         async with ctx.render_limiter:
-            rendered = await anyio.to_thread.run_sync(kustomize.render, checkout, spec, variables)
+            rendered = await anyio.to_thread.run_sync(
+                functools.partial(
+                    kustomize.render, checkout, spec, variables, verified_checkout=True
+                )
+            )
     except kustomize.RenderError as error:
         return Outcome(False, "BuildFailed", str(error), revision, stalled=True)
     except ManifestError as error:
@@ -235,7 +240,7 @@ async def _reconcile(
             revision,
             inventory=survivors,
             split=split,
-                        warnings=warnings,
+            warnings=warnings,
             counts=counts,
         )
 
@@ -256,7 +261,7 @@ async def _reconcile(
                 stalled=True,
                 inventory=_union(current, stale_kept),
                 split=split,
-                                warnings=warnings,
+                warnings=warnings,
                 counts=counts,
             )
         pruned = await ctx.applier.prune(client, decision.delete, unit_labels=labels)
@@ -271,7 +276,7 @@ async def _reconcile(
                 revision,
                 inventory=_union(current, survivors),
                 split=split,
-                                warnings=warnings,
+                warnings=warnings,
                 counts=counts,
             )
         warnings.extend(f"kept {e.key}: {why}" for e, why in pruned.kept)
@@ -285,7 +290,7 @@ async def _reconcile(
         applied=True,
         inventory=new_inventory,
         split=split,
-                warnings=warnings,
+        warnings=warnings,
         counts=counts,
     )
 

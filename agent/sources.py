@@ -18,6 +18,7 @@ import anyio
 from fleet.core import drift
 from fleet.kube import KubeClient
 from fleet.models import GitRepository, NamespacedName
+from fleet.render import kustomize
 from fleet.source import FetchResult, GitAuth, GitRef, GitSource, Revision, SourceError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Sources:
         self._client = client
         self._tracked: dict[NamespacedName, TrackedSource] = {}
         self._export_locks: dict[Path, anyio.Lock] = {}
+        self._unsafe: dict[Path, kustomize.RenderError] = {}
+        """Checkouts holding a symlink that leaves the tree: no unit may render them."""
 
     def __iter__(self) -> Iterator[TrackedSource]:
         return iter(list(self._tracked.values()))
@@ -115,7 +118,10 @@ class Sources:
         return result
 
     async def checkout(self, key: NamespacedName, revision: Revision) -> Path:
-        """The exported tree of ``revision``, written once and shared by all units."""
+        """The exported tree of ``revision``, written and verified once, shared by all units.
+
+        Raises RenderError when the tree holds a symlink pointing outside it.
+        """
         tracked = self._tracked[key]
         folder = self._work_dir / "checkouts" / tracked.git.url.cache_key
         path = folder / revision.commit
@@ -124,6 +130,13 @@ class Sources:
             if not path.exists():
                 await anyio.to_thread.run_sync(tracked.git.export, revision, path)
                 await anyio.to_thread.run_sync(_prune_checkouts, folder, path)
+                self._unsafe.pop(path, None)
+                try:
+                    await anyio.to_thread.run_sync(kustomize.verify_checkout, path)
+                except kustomize.RenderError as error:
+                    self._unsafe[path] = error
+        if path in self._unsafe:
+            raise self._unsafe[path]
         return path
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 
 from fleet.cli import output
+from fleet.demo.status import UnitRow
 from fleet.localkube import kubeconfig, toolchain
 
 
@@ -38,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.set_defaults(func=_up)
 
 
-def _print_rows(rows: list[object]) -> None:
+def _print_rows(rows: Sequence[UnitRow]) -> None:
     output.print_table(
         ["cluster", "unit", "ready", "revision", "message"],
-        [[r.cluster, r.unit, r.ready, r.revision, r.message[:70]] for r in rows],  # type: ignore[attr-defined]
+        [[r.cluster, r.unit, r.ready, r.revision, r.message[:70]] for r in rows],
     )
 
 
@@ -56,7 +58,7 @@ def _up(args: argparse.Namespace) -> int:
             kubeconfig.write(fleet.kubeconfig, kubeconfig.merge(configs))
             print(f"◎ waiting for every unit to be Ready (up to {args.timeout:.0f}s)", flush=True)
             deadline = time.monotonic() + args.timeout
-            rows = []
+            rows: list[UnitRow] = []
             while time.monotonic() < deadline:
                 rows = anyio.run(status.unit_rows, fleet.clusters)
                 if status.all_ready(rows, CLUSTERS, minimum_units=3):

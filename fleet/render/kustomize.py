@@ -5,12 +5,13 @@ kustomization.yaml when the folder has none, write the unit's spec (targetNamesp
 namePrefix/nameSuffix, patches, images, components) into that kustomization, run
 ``kustomize build``, then apply postBuild substitution and commonMetadata to the objects.
 
-Everything happens in a private copy of the checkout, so the caller's tree is never
-edited and two renders never see each other's generated files. Confinement is checked
-before kustomize runs: the unit path, every symlink in the copy, and every local file a
-kustomization reachable from the unit refers to must stay inside the checkout, because
-the build runs with ``LoadRestrictionsNone`` (Flux's setting, which lets overlays use
-``../`` files that plain ``kustomize build`` would refuse).
+The kustomization is written into a private copy of the unit's folder (a hidden sibling
+of it, removed afterwards), so the user's files are never edited, two renders never see
+each other's generated files, and the cost does not grow with the size of the checkout.
+Confinement is checked before kustomize runs: the unit path, every symlink in the
+checkout, and every local file a kustomization reachable from the unit refers to must
+stay inside the checkout, because the build runs with ``LoadRestrictionsNone`` (Flux's
+setting, which lets overlays use ``../`` files that plain ``kustomize build`` refuses).
 
 Kustomization objects (kustomize.toolkit.fluxcd.io) found in the output are returned
 like any other object; the caller turns them into units.
@@ -18,9 +19,11 @@ like any other object; the caller turns them into units.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -76,6 +79,7 @@ def render(
     kustomize: Path | None = None,
     timeout: float | None = None,
     strict_substitution: bool = True,
+    verified_checkout: bool = False,
 ) -> RenderResult:
     """Render ``spec.path`` of an exported checkout; raises RenderError.
 
@@ -83,7 +87,10 @@ def render(
     (ConfigMaps and Secrets live in the cluster, out of this module's reach); the inline
     ``substitute`` map overrides them. As in Flux, substitution runs only when the unit
     has a ``postBuild`` and at least one variable is defined. ``timeout`` (seconds) bounds
-    ``kustomize build`` and defaults to the unit's timeout.
+    ``kustomize build`` and defaults to the unit's timeout. ``verified_checkout`` skips
+    the walk for symlinks leaving the tree, for a caller that ran :func:`verify_checkout`
+    on this (immutable) checkout already: with a thousand units it would walk it a
+    thousand times.
     """
     unit = _display_path(spec.path)
     root = checkout_root.resolve()
@@ -92,21 +99,26 @@ def render(
     relative = _confined_relative_path(root, spec.path, unit)
     binary = kustomize or toolchain.binary("kustomize")
     seconds = timeout if timeout is not None else spec.effective_timeout.total_seconds()
+    if not verified_checkout:
+        verify_checkout(root, unit)
 
-    with tempfile.TemporaryDirectory(prefix="fleet-render-") as scratch:
-        copy = Path(scratch) / "source"
-        _copy_checkout(root, copy)
-        _check_symlinks(copy, unit)
-        unit_dir = copy / relative
+    with _private_unit_folder(root, relative) as (unit_dir, repository):
         warnings: list[str] = []
-        _prepare_kustomization(unit_dir, spec, copy, unit)
-        for remote in _check_references(unit_dir, copy, unit):
-            warnings.append(
-                f"remote base {remote!r} is fetched at render time and not pinned by the "
-                "fleet revision"
-            )
-        output, stderr = _build(binary, unit_dir, copy, unit, seconds)
-        warnings.extend(_tidy(line, copy) for line in stderr.splitlines() if line.strip())
+        try:
+            _prepare_kustomization(unit_dir, spec, repository, unit)
+            for remote in _check_references(unit_dir, repository, unit):
+                warnings.append(
+                    f"remote base {remote!r} is fetched at render time and not pinned by the "
+                    "fleet revision"
+                )
+            output, stderr = _build(binary, unit_dir, repository, unit, seconds)
+        except RenderError as error:
+            raise RenderError(unit, _unscratch(error.message, unit_dir, root / relative)) from None
+        warnings.extend(
+            _unscratch(_tidy(line, repository), unit_dir, root / relative)
+            for line in stderr.splitlines()
+            if line.strip()
+        )
 
     merged: dict[str, str] | None = None
     if spec.post_build is not None:
@@ -150,16 +162,47 @@ def _confined_relative_path(root: Path, path: str, unit: str) -> PurePosixPath:
     return PurePosixPath(resolved.relative_to(root).as_posix())
 
 
-def _copy_checkout(root: Path, destination: Path) -> None:
-    shutil.copytree(root, destination, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+@contextlib.contextmanager
+def _private_unit_folder(root: Path, relative: PurePosixPath) -> Iterator[tuple[Path, Path]]:
+    """A private copy of the unit's folder to write the kustomization into.
+
+    The copy sits beside the original (a hidden sibling), so every ``../`` reference in
+    it resolves exactly as in the original, while nothing but the unit's own folder is
+    copied: rendering a thousand units of one checkout stays linear. Only a unit whose
+    path is the repository root itself gets a copy of the whole checkout. Yields the
+    folder to build and the repository root that confines it.
+    """
+    source = root / relative
+    if source == root:
+        with tempfile.TemporaryDirectory(prefix="fleet-render-") as scratch:
+            copy = Path(scratch) / "source"
+            shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+            yield copy, copy
+        return
+    private = source.parent / f".fleet-render-{secrets.token_hex(6)}-{source.name}"
+    try:
+        shutil.copytree(source, private, symlinks=True)
+        yield private, root
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _unscratch(text: str, private: Path, original: Path) -> str:
+    """Name the user's folder, not the private copy, in messages."""
+    return text.replace(private.name, original.name)
+
+
+def verify_checkout(root: Path, unit: str = "./") -> None:
+    """Refuse a checkout holding a symlink that points outside it, wherever it is.
+
+    Checked for the whole tree, not only a unit's folder, because overlays may reach any
+    part of it through ``../``. Raises RenderError naming the link.
+    """
+    _check_symlinks(root.resolve(), unit)
 
 
 def _check_symlinks(copy: Path, unit: str) -> None:
-    """Refuse symlinks that point outside the checkout, wherever they are in it.
-
-    Checked for the whole tree, not only the unit's folder, because overlays may reach
-    any part of it through ``../``.
-    """
+    """Refuse symlinks that point outside the checkout, wherever they are in it."""
     for directory, subdirectories, files in os.walk(copy):
         for name in [*subdirectories, *files]:
             link = Path(directory) / name
