@@ -47,7 +47,11 @@ _RETRYABLE_STATUS = frozenset({401, 403, 408, 425, 429})
 
 
 class HubReporter:
-    """Delivers reports to the hub and receives its commands; see the module docstring."""
+    """Delivers reports to the hub and receives its commands; see the module docstring.
+
+    ``verify`` says how to trust the hub's TLS certificate: the system CAs (True), a CA
+    bundle file (a path), an ``ssl.SSLContext``, or not at all (False, for tests only).
+    """
 
     def __init__(
         self,
@@ -76,7 +80,7 @@ class HubReporter:
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "User-Agent": "fleet-agent"},
             timeout=timeout_seconds,
-            verify=verify,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
         )
         self._latest: ClusterReport | None = None
         self._submitted = anyio.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -102,7 +103,9 @@ def _from_hub(args: argparse.Namespace, url: str) -> list[ClusterSummary]:
     token = _token(args)
     if not token:
         raise CommandError(f"a hub token is needed: --token-file or ${HUB_TOKEN_ENV}")
-    verify: bool | str = str(args.ca_file) if args.ca_file else True
+    verify: bool | ssl.SSLContext = (
+        ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else True
+    )
     try:
         response = httpx.get(
             f"{url.rstrip('/')}/api/v1/clusters",
