@@ -22,13 +22,20 @@ venv: $(STAMP)
 k8s-bin:
 	$(PYTHON) -m fleet.localkube.toolchain
 
-## System packages the integration tests need: sshd for the Git-over-SSH tests (root only).
+## System packages the integration tests need: sshd for the Git-over-SSH tests, PostgreSQL
+## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend.
 system-deps:
 	@if [ -x /usr/sbin/sshd ]; then :; \
 	elif [ "$$(id -u)" -ne 0 ]; then \
 		echo "system-deps: not root, cannot install openssh-server; SSH tests will be skipped"; \
 	else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
+	fi
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "system-deps: not root, cannot install postgresql; PostgreSQL hub tests will be skipped"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
 ## The whole test suite: unit tests and tests against real local control planes.
