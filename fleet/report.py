@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
@@ -300,25 +299,26 @@ def cluster_health(
     return "Ready"
 
 
+_WITHOUT_VOLATILE: dict[str, Any] = {
+    "reported_at": True,
+    "source": {"last_fetched_at"},
+    "units": {"__all__": {"last_reconcile_at", "last_reconcile_seconds"}},
+}
+
+
 def status_document(report: ClusterReport) -> dict[str, Any]:
     """The report without its volatile fields: what the Git status branch stores."""
-    document = report.wire(
-        exclude={
-            "reported_at": True,
-            "source": {"last_fetched_at"},
-            "units": {"__all__": {"last_reconcile_at", "last_reconcile_seconds"}},
-        }
-    )
-    return document
+    return report.wire(exclude=_WITHOUT_VOLATILE)
 
 
 def content_digest(report: ClusterReport) -> str:
     """SHA-256 of the report's lasting content, to decide whether anything changed.
 
     Two reports that differ only in ``VOLATILE_FIELDS`` have the same digest, so a heartbeat
-    is never mistaken for a change.
+    is never mistaken for a change. The JSON comes from pydantic-core in field order, which
+    the schema fixes; the hub computes this for every report, so it must be cheap.
     """
-    canonical = json.dumps(status_document(report), sort_keys=True, separators=(",", ":"))
+    canonical = report.model_dump_json(by_alias=True, exclude=_WITHOUT_VOLATILE)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -37,7 +37,7 @@ import pydantic
 import yaml
 from pydantic.alias_generators import to_camel
 
-from fleet.models.common import PositiveDuration
+from fleet.models.common import Duration, PositiveDuration
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
@@ -141,6 +141,9 @@ class HubConfig(ConfigModel):
     sweep_interval: PositiveDuration | None = None
     """How often stale clusters are looked for; default: a third of ``staleAfter``, <= 10 s."""
     event_retention: PositiveDuration = datetime.timedelta(days=7)
+    token_cache_ttl: Duration = datetime.timedelta(seconds=5)
+    """How long a checked token is trusted without asking the database again: a revoked
+    token is refused by every replica within this time. 0 looks up every request."""
     notifications: list[NotificationTarget] = pydantic.Field(default_factory=list)
     webhooks: WebhooksConfig = pydantic.Field(default_factory=WebhooksConfig)
 

@@ -26,14 +26,24 @@ from fleet.report import ClusterHealth, ClusterReport, ClusterSummary, Event, Hu
 from hub import api, auth, webhooks
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
-from hub.notify import Dispatcher, alerts_from_report, stale_alert
-from hub.store import ClusterRecord, EventInput, FeedItem, Ingest, Store, StoredEvent
+from hub.notify import Alert, Dispatcher, alerts_from_report, stale_alert
+from hub.store import (
+    ClusterRecord,
+    EventInput,
+    FeedItem,
+    Ingest,
+    IngestOutcome,
+    Store,
+    StoredEvent,
+    TokenRecord,
+)
 
 log = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400.0
 PRUNE_EVERY_SECONDS = 60.0
 FEED_BATCH = 500
+TOKEN_CACHE_SIZE = 100_000
 COMMAND_TTL_SECONDS = 3600.0
 """Queued commands older than this are dropped: a reconcile an hour late is pointless."""
 
@@ -111,6 +121,7 @@ class Hub:
         self._changes: Pulse | None = None
         self._commands: dict[str, Pulse] = {}
         self._stopping: anyio.Event | None = None
+        self._tokens: dict[str, tuple[TokenRecord, float]] = {}
 
     def _resolve_webhook_secrets(self) -> dict[str, str]:
         configured = self.config.webhooks
@@ -165,7 +176,7 @@ class Hub:
             self.metrics.auth_failures.labels(reason="missing").inc()
             raise HubError(401, "a bearer token is required (Authorization: Bearer <token>)")
         parts = auth.split_token(token)
-        record = await self.store.get_token(parts[0]) if parts else None
+        record = await self._token_record(parts[0]) if parts else None
         if parts is None or record is None or not auth.verify(parts[1], record):
             reason = "revoked" if record is not None and record.revoked_at else "invalid"
             self.metrics.auth_failures.labels(reason=reason).inc()
@@ -174,6 +185,21 @@ class Hub:
         if principal is None:
             raise HubError(401, "the token's record is not understood by this hub")
         return principal
+
+    async def _token_record(self, token_id: str) -> TokenRecord | None:
+        """The stored token, cached for ``tokenCacheTtl``: every agent request carries one,
+        and a lookup per request would double the database work of a heartbeat."""
+        ttl = self.config.token_cache_ttl.total_seconds()
+        now = time.monotonic()
+        cached = self._tokens.get(token_id)
+        if cached is not None and now - cached[1] < ttl:
+            return cached[0]
+        record = await self.store.get_token(token_id)
+        if record is not None and ttl > 0:
+            if len(self._tokens) >= TOKEN_CACHE_SIZE:
+                self._tokens.clear()
+            self._tokens[token_id] = (record, now)
+        return record
 
     def forbid(self, message: str) -> HubError:
         self.metrics.auth_failures.labels(reason="forbidden").inc()
@@ -205,7 +231,8 @@ class Hub:
                 received_at=now,
                 reported_at=report.reported_at.timestamp(),
                 digest=digest,
-                body=body.decode(),
+                # Re-serialised, not the body as sent: the model redacted the source URL.
+                body=report.model_dump_json(by_alias=True),
                 agent_version=report.agent_version,
                 report_labels=report.labels,
                 source_url=report.source.url,
@@ -221,53 +248,48 @@ class Hub:
                 message=report_schema.health_message(report),
                 heartbeat_seconds=report.heartbeat_seconds,
                 events=[_event_input(event) for event in report.events],
-            )
+            ),
+            lambda record, events: self._feed_entries(record, events, now),
         )
-        if outcome.changed or outcome.was_stale:
-            await self._announce(
-                report, outcome.previous_body, outcome.new_events, outcome.was_stale, now
-            )
+        if outcome.record is not None:
+            self._changes_pulse().fire()
+            self.metrics.count_drift(event.reason for event in outcome.new_events)
+            if self.dispatcher.has_targets:
+                self.dispatcher.publish(self._alerts(report, outcome, outcome.record, now))
         self.metrics.reports.labels(result="changed" if outcome.changed else "unchanged").inc()
         self.metrics.ingest_duration.observe(time.perf_counter() - started)
         return api.IngestResult(
             cluster=cluster, changed=outcome.changed, digest=digest, health=health
         )
 
-    async def _announce(
-        self,
-        report: ClusterReport,
-        previous_body: str | None,
-        new_events: Sequence[StoredEvent],
-        was_stale: bool,
-        now: float,
-    ) -> None:
-        """Feed entries, metrics and alerts for a report that changed something."""
-        record = await self.store.get_cluster(report.cluster, now - DAY_SECONDS)
-        if record is None:
-            return
+    def _feed_entries(
+        self, record: ClusterRecord, new_events: Sequence[StoredEvent], now: float
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """Change-feed entries for a stored change: the cluster's new line, its new events."""
         summary = self.summary_of(record, now)
-        items: list[tuple[str, str, dict[str, Any]]] = [
-            ("cluster-updated", report.cluster, api.StreamChange(cluster=summary).wire())
+        entries: list[tuple[str, str, dict[str, Any]]] = [
+            ("cluster-updated", record.name, api.StreamChange(cluster=summary).wire())
         ]
-        items += [
-            ("event", report.cluster, api.StreamEvent(event=event_record(event)).wire())
+        entries += [
+            ("event", record.name, api.StreamEvent(event=event_record(event)).wire())
             for event in new_events
         ]
-        await self.store.append_changes(items, now)
-        self._changes_pulse().fire()
-        self.metrics.count_drift(event.reason for event in new_events)
+        return entries
+
+    def _alerts(
+        self, report: ClusterReport, outcome: IngestOutcome, record: ClusterRecord, now: float
+    ) -> list[Alert]:
         previous = None
-        if previous_body is not None:
+        if outcome.previous_body is not None:
             try:
-                previous = ClusterReport.model_validate_json(previous_body)
+                previous = ClusterReport.model_validate_json(outcome.previous_body)
             except pydantic.ValidationError:
                 previous = None
-        fresh = {event.fingerprint for event in new_events}
+        fresh = {event.fingerprint for event in outcome.new_events}
         new_report_events = [event for event in report.events if event.fingerprint() in fresh]
-        alerts = alerts_from_report(
-            report, previous, new_report_events, record.labels, was_stale=was_stale, now=now
+        return alerts_from_report(
+            report, previous, new_report_events, record.labels, was_stale=outcome.was_stale, now=now
         )
-        self.dispatcher.publish(alerts)
 
     def summary_of(self, record: ClusterRecord, now: float) -> ClusterSummary:
         health: ClusterHealth = self.health_of(record, now)

@@ -107,6 +107,11 @@ class Dispatcher:
         self._clock = clock
         self._send: MemoryObjectSendStream[Alert] | None = None
 
+    @property
+    def has_targets(self) -> bool:
+        """Whether alerts go anywhere; callers skip deriving them when not."""
+        return bool(self._routes)
+
     def publish(self, alerts: Sequence[Alert]) -> None:
         if not self._routes or self._send is None:
             return

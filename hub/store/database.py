@@ -48,8 +48,9 @@ class Database(Protocol):
     dialect: Dialect
     url: str
 
-    async def run(self, operation: Callable[[Connection], T]) -> T:
-        """Run ``operation`` in a worker thread inside one transaction."""
+    async def run(self, operation: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run ``operation`` in a worker thread inside one transaction; ``write=False``
+        promises it only reads, so it need not wait for writers."""
         ...
 
     def run_sync(self, operation: Callable[[Connection], T]) -> T:
@@ -72,42 +73,60 @@ class _SQLiteConnection:
         return self._connection.execute(sql, tuple(params)).rowcount
 
 
+class _SQLiteSession:
+    """One connection with its own thread lock and limiter: writes serialise on one,
+    reads run on another, which WAL lets proceed while a write is in progress."""
+
+    def __init__(self, path: Path, begin: str) -> None:
+        self.connection = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self.connection.row_factory = sqlite3.Row
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a hub crash, only an OS crash may lose the last commits.
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self.connection.execute("PRAGMA foreign_keys=ON")
+        self.begin = begin
+        self.lock = threading.Lock()
+        self.limiter = anyio.CapacityLimiter(1)
+
+    def run(self, operation: Callable[[Connection], T]) -> T:
+        with self.lock:
+            self.connection.execute(self.begin)
+            try:
+                result = operation(_SQLiteConnection(self.connection))
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+            return result
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()
+
+
 class SQLiteDatabase:
-    """A real database file; WAL so readers in other processes (the CLI) never block it."""
+    """A real database file; WAL so readers (the CLI, the hub's own) never block it."""
 
     dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
         self.url = f"sqlite:///{path}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._connection.row_factory = sqlite3.Row
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a hub crash, only an OS crash may lose the last commits.
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("PRAGMA foreign_keys=ON")
-        self._lock = threading.Lock()
-        self._limiter = anyio.CapacityLimiter(1)
+        self._writer = _SQLiteSession(path, "BEGIN IMMEDIATE")
+        self._reader = _SQLiteSession(path, "BEGIN")
 
     def run_sync(self, operation: Callable[[Connection], T]) -> T:
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = operation(_SQLiteConnection(self._connection))
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
-            return result
+        return self._writer.run(operation)
 
-    async def run(self, operation: Callable[[Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self.run_sync, operation, limiter=self._limiter)
+    async def run(self, operation: Callable[[Connection], T], *, write: bool = True) -> T:
+        session = self._writer if write else self._reader
+        return await anyio.to_thread.run_sync(session.run, operation, limiter=session.limiter)
 
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self._reader.close()
+        self._writer.close()
 
 
 class _PostgresConnection:
@@ -154,7 +173,7 @@ class PostgresDatabase:
         with self._pool.connection() as connection, connection.transaction():
             return operation(_PostgresConnection(connection))
 
-    async def run(self, operation: Callable[[Connection], T]) -> T:
+    async def run(self, operation: Callable[[Connection], T], *, write: bool = True) -> T:
         return await anyio.to_thread.run_sync(self.run_sync, operation, limiter=self._limiter)
 
     def close(self) -> None:

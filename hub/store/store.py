@@ -10,7 +10,7 @@ tokens, webhook delivery ids (replay protection) and, for promotion waves, promo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,7 @@ class Ingest:
     events: Sequence[EventInput]
 
 
-@dataclass(frozen=True)
+@dataclass
 class IngestOutcome:
     changed: bool
     """The content differs from the stored report (or there was none)."""
@@ -139,6 +139,12 @@ class IngestOutcome:
     was_stale: bool
     previous_health: str | None
     new_events: list[StoredEvent] = field(default_factory=list)
+    record: ClusterRecord | None = None
+    """The cluster after the report, when feed entries were written (a change, a return)."""
+
+
+FeedBuilder = Callable[[ClusterRecord, list[StoredEvent]], list[tuple[str, str, dict[str, Any]]]]
+"""Builds (type, cluster, payload) feed entries for a stored change; runs in the DB thread."""
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -259,7 +265,16 @@ class Store:
         await self.database.run(lambda connection: self._add_token(connection, token))
 
     def add_token_sync(self, token: TokenRecord) -> None:
-        self.database.run_sync(lambda connection: self._add_token(connection, token))
+        self.add_tokens_sync([token])
+
+    def add_tokens_sync(self, tokens: Sequence[TokenRecord]) -> None:
+        """Several tokens in one transaction (a fleet's worth at once)."""
+
+        def add(connection: Connection) -> None:
+            for token in tokens:
+                self._add_token(connection, token)
+
+        self.database.run_sync(add)
 
     def _add_token(self, connection: Connection, token: TokenRecord) -> None:
         connection.execute(
@@ -288,7 +303,7 @@ class Store:
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         rows = await self.database.run(
-            lambda c: c.execute("SELECT * FROM tokens WHERE id = ?", (token_id,))
+            lambda c: c.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)), write=False
         )
         return _token(rows[0]) if rows else None
 
@@ -311,10 +326,12 @@ class Store:
 
         return self.database.run_sync(revoke)
 
-    async def ingest(self, ingest: Ingest) -> IngestOutcome:
-        return await self.database.run(lambda connection: self._ingest(connection, ingest))
+    async def ingest(self, ingest: Ingest, feed: FeedBuilder) -> IngestOutcome:
+        """Store a report; when it changed something, append ``feed``'s entries to the change
+        feed in the same transaction, so a change and its announcement commit together."""
+        return await self.database.run(lambda connection: self._ingest(connection, ingest, feed))
 
-    def _ingest(self, connection: Connection, ingest: Ingest) -> IngestOutcome:
+    def _ingest(self, connection: Connection, ingest: Ingest, feed: FeedBuilder) -> IngestOutcome:
         for_update = self.database.dialect.for_update
         rows = connection.execute(
             f"SELECT digest, health, stale FROM clusters WHERE name = ?{for_update}",
@@ -335,7 +352,10 @@ class Store:
                 " heartbeat_seconds = ? WHERE name = ?",
                 (ingest.received_at, ingest.reported_at, ingest.heartbeat_seconds, ingest.cluster),
             )
-            return IngestOutcome(False, None, was_stale, previous_health)
+            outcome = IngestOutcome(False, None, was_stale, previous_health)
+            if was_stale:
+                outcome.record = _feed_changes(connection, ingest, feed, [])
+            return outcome
         previous = connection.execute(
             "SELECT body FROM latest_reports WHERE cluster = ?", (ingest.cluster,)
         )
@@ -396,9 +416,11 @@ class Store:
         ]
         if new_events:
             _keep_newest(connection, "events", ingest.cluster, EVENTS_PER_CLUSTER)
-        return IngestOutcome(
+        outcome = IngestOutcome(
             True, previous[0]["body"] if previous else None, was_stale, previous_health, new_events
         )
+        outcome.record = _feed_changes(connection, ingest, feed, new_events)
+        return outcome
 
     async def list_clusters(self, drift_since: float) -> list[ClusterRecord]:
         def query(connection: Connection) -> list[ClusterRecord]:
@@ -413,7 +435,7 @@ class Store:
             rows = connection.execute("SELECT * FROM clusters ORDER BY name")
             return [_cluster(row, drift.get(row["name"], 0)) for row in rows]
 
-        return await self.database.run(query)
+        return await self.database.run(query, write=False)
 
     async def get_cluster(self, name: str, drift_since: float) -> ClusterRecord | None:
         def query(connection: Connection) -> ClusterRecord | None:
@@ -427,11 +449,12 @@ class Store:
             )
             return _cluster(rows[0], int(drift[0]["n"]))
 
-        return await self.database.run(query)
+        return await self.database.run(query, write=False)
 
     async def latest_report(self, name: str) -> str | None:
         rows = await self.database.run(
-            lambda c: c.execute("SELECT body FROM latest_reports WHERE cluster = ?", (name,))
+            lambda c: c.execute("SELECT body FROM latest_reports WHERE cluster = ?", (name,)),
+            write=False,
         )
         return str(rows[0]["body"]) if rows else None
 
@@ -441,7 +464,8 @@ class Store:
                 "SELECT received_at, digest, body FROM report_history WHERE cluster = ?"
                 " ORDER BY id DESC LIMIT ?",
                 (name, limit),
-            )
+            ),
+            write=False,
         )
         return [(row["received_at"], row["digest"], row["body"]) for row in rows]
 
@@ -461,7 +485,8 @@ class Store:
         rows = await self.database.run(
             lambda c: c.execute(
                 f"SELECT * FROM events{where} ORDER BY id DESC LIMIT ?", (*params, limit)
-            )
+            ),
+            write=False,
         )
         return [_event(row) for row in rows]
 
@@ -487,12 +512,15 @@ class Store:
         rows = await self.database.run(
             lambda c: c.execute(
                 "SELECT * FROM changes WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
-            )
+            ),
+            write=False,
         )
         return [_feed(row) for row in rows]
 
     async def last_change_id(self) -> int:
-        rows = await self.database.run(lambda c: c.execute("SELECT MAX(id) AS id FROM changes"))
+        rows = await self.database.run(
+            lambda c: c.execute("SELECT MAX(id) AS id FROM changes"), write=False
+        )
         return int(rows[0]["id"] or 0)
 
     async def queue_command(self, cluster: str, payload: dict[str, Any], now: float) -> int:
@@ -510,12 +538,15 @@ class Store:
                 "SELECT id, 'command' AS type, cluster, payload, created_at FROM commands"
                 " WHERE cluster = ? AND id > ? ORDER BY id LIMIT ?",
                 (cluster, after_id, limit),
-            )
+            ),
+            write=False,
         )
         return [_feed(row) for row in rows]
 
     async def last_command_id(self) -> int:
-        rows = await self.database.run(lambda c: c.execute("SELECT MAX(id) AS id FROM commands"))
+        rows = await self.database.run(
+            lambda c: c.execute("SELECT MAX(id) AS id FROM commands"), write=False
+        )
         return int(rows[0]["id"] or 0)
 
     async def remember_delivery(self, provider: str, delivery_id: str, now: float) -> bool:
@@ -556,6 +587,24 @@ class Store:
             connection.execute("DELETE FROM changes WHERE id <= ?", (newest - CHANGES_KEPT,))
 
         await self.database.run(prune)
+
+
+def _feed_changes(
+    connection: Connection, ingest: Ingest, feed: FeedBuilder, new_events: list[StoredEvent]
+) -> ClusterRecord:
+    rows = connection.execute("SELECT * FROM clusters WHERE name = ?", (ingest.cluster,))
+    drift = connection.execute(
+        "SELECT COUNT(*) AS n FROM events WHERE cluster = ? AND reason = 'DriftCorrected'"
+        " AND time >= ?",
+        (ingest.cluster, ingest.received_at - 86_400),
+    )
+    record = _cluster(rows[0], int(drift[0]["n"]))
+    for kind, cluster, payload in feed(record, new_events):
+        connection.execute(
+            "INSERT INTO changes (type, cluster, payload, created_at) VALUES (?, ?, ?, ?)",
+            (kind, cluster, json.dumps(payload), ingest.received_at),
+        )
+    return record
 
 
 def _keep_newest(connection: Connection, table: str, cluster: str, keep: int) -> None:
