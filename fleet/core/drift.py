@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 _MISSING = "<missing>"
+MISSING = _MISSING
+"""What a projection holds where the live object lacks a field the desired one sets."""
 
 
 def project(live: Any, desired: Any) -> Any:
