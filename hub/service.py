@@ -11,7 +11,6 @@ process at once; waiters also poll every ``stream_poll`` to see what other repli
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -549,7 +548,3 @@ def _event_input(event: Event) -> EventInput:
         object=event.object,
         message=event.message,
     )
-
-
-def dumps(model: pydantic.BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json", by_alias=True))
