@@ -28,8 +28,8 @@ class UnitStore:
     def __init__(self, client: KubeClient, namespace: str = unit_api.AGENT_NAMESPACE) -> None:
         self._client = client
         self.namespace = namespace
-        self._written_spec: dict[str, str] = {}
-        self._written_status: dict[str, str] = {}
+        self._written: dict[str, str] = {}
+        """Digest of what was last written per Unit: unchanged Units cost no request."""
         self._uids: dict[str, str] = {}
 
     async def install(self) -> None:
@@ -57,10 +57,13 @@ class UnitStore:
         found = {item["metadata"]["name"]: item for item in items}
         for name, item in found.items():
             self._uids[name] = item["metadata"].get("uid", "")
-            self._written_spec[name] = drift.desired_digest(
-                {"spec": item.get("spec"), "labels": item["metadata"].get("labels")}
+            self._written[name] = drift.desired_digest(
+                {
+                    "spec": item.get("spec"),
+                    "labels": item["metadata"].get("labels"),
+                    "status": item.get("status") or {},
+                }
             )
-            self._written_status[name] = drift.desired_digest(item.get("status") or {})
         return found
 
     async def save(
@@ -70,38 +73,33 @@ class UnitStore:
         labels: Mapping[str, str],
         status: Mapping[str, Any],
     ) -> None:
-        """Write a Unit's spec and status, each only when it differs from the last write."""
-        spec_digest = drift.desired_digest({"spec": dict(spec), "labels": dict(labels)})
-        if self._written_spec.get(name) != spec_digest:
-            applied = await self._client.apply(
-                {
-                    "apiVersion": unit_api.API_VERSION,
-                    "kind": unit_api.KIND,
-                    "metadata": {"name": name, "namespace": self.namespace, "labels": dict(labels)},
-                    "spec": dict(spec),
-                },
-                field_manager=unit_api.FIELD_MANAGER,
-                force=True,
-            )
-            self._uids[name] = applied["metadata"].get("uid", "")
-            self._written_spec[name] = spec_digest
-        status_digest = drift.desired_digest(dict(status))
-        if self._written_status.get(name) != status_digest:
-            await self._client.apply_status(
-                {
-                    "apiVersion": unit_api.API_VERSION,
-                    "kind": unit_api.KIND,
-                    "metadata": {"name": name, "namespace": self.namespace},
-                    "status": dict(status),
-                },
-                field_manager=unit_api.FIELD_MANAGER,
-            )
-            self._written_status[name] = status_digest
+        """Write a Unit (spec and status in one request), only when it changed.
+
+        Units have no status subresource on purpose: one write per change instead of two
+        matters when a thousand units become Ready at once.
+        """
+        digest = drift.desired_digest(
+            {"spec": dict(spec), "labels": dict(labels), "status": dict(status)}
+        )
+        if self._written.get(name) == digest:
+            return
+        applied = await self._client.apply(
+            {
+                "apiVersion": unit_api.API_VERSION,
+                "kind": unit_api.KIND,
+                "metadata": {"name": name, "namespace": self.namespace, "labels": dict(labels)},
+                "spec": dict(spec),
+                "status": dict(status),
+            },
+            field_manager=unit_api.FIELD_MANAGER,
+            force=True,
+        )
+        self._uids[name] = applied["metadata"].get("uid", "")
+        self._written[name] = digest
 
     async def delete(self, name: str) -> None:
         await self._client.delete(unit_api.API_VERSION, unit_api.KIND, name, self.namespace)
-        self._written_spec.pop(name, None)
-        self._written_status.pop(name, None)
+        self._written.pop(name, None)
         self._uids.pop(name, None)
 
     async def record_event(self, unit_name: str, type_: str, reason: str, message: str) -> None:

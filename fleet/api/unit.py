@@ -37,6 +37,9 @@ SUSPEND_ANNOTATION = "fleet.dev/suspended"
 UNIT_NAME_LABEL = "fleet.dev/unit-name"
 UNIT_NAMESPACE_LABEL = "fleet.dev/unit-namespace"
 """Labels on every object a unit applied, as Flux labels with kustomize.toolkit.fluxcd.io/*."""
+UNIT_KIND_LABEL = "fleet.dev/unit-kind"
+"""Set to ``HelmRelease`` on a release's objects (and on HelmRelease Units); absent means
+Kustomization, so objects applied before units had kinds keep their labels."""
 
 
 def unit_resource_name(namespace: str, name: str) -> str:
@@ -84,7 +87,8 @@ def unit_crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    # No status subresource: the agent writes spec and status together,
+                    # one request per change (see agent/store.py).
                     "additionalPrinterColumns": printer_columns,
                     "schema": {
                         "openAPIV3Schema": {

@@ -350,22 +350,6 @@ class KubeClient:
         )
         return created
 
-    async def apply_status(self, obj: Mapping[str, Any], *, field_manager: str) -> Object:
-        """Server-side apply of an object's status subresource."""
-        metadata = obj.get("metadata", {})
-        namespace, name = metadata.get("namespace"), metadata["name"]
-        info = await self.resource(obj["apiVersion"], obj["kind"])
-        path = info.path(namespace if info.namespaced else None, name) + "/status"
-        applied: Object = await self.request(
-            "PATCH",
-            path,
-            body=obj,
-            query={"fieldManager": field_manager, "force": "true"},
-            content_type="application/apply-patch+yaml",
-            what=_describe(obj["kind"], namespace, name, "apply status of"),
-        )
-        return applied
-
     async def delete(
         self,
         api_version: str,

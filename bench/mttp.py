@@ -1,0 +1,321 @@
+"""Mean time to production, as fluxcd/flux-benchmark measures it, for fleet and the floor.
+
+For each size (100, 500, 1,000 apps) and each run, on a fresh local control plane:
+
+- fleet: push a commit with N app Kustomizations to a git:// server the agent follows
+  (fetch interval 1 s); time from the push to every unit Ready at that revision. Also
+  the agent's RSS (idle before the commit, peak after), the requests and CPU time of a
+  no-op resync of every unit, and drift heal latency over 100 out-of-band scales.
+- floor: the same rendered objects sent as concurrent server-side applies with nothing
+  else to do, on another fresh control plane.
+
+Writes a Markdown table (medians over the runs) to bench/results/mttp.md.
+Run: ``make bench`` or ``.venv/bin/python -m bench.mttp --apps 100 500 1000 --runs 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bench import workload
+from fleet.api import unit as unit_api
+from fleet.kube import KubeClient, NotFound
+from fleet.localkube import toolchain
+from fleet.localkube.cluster import LocalCluster, running_clusters
+from fleet.localkube.gitserver import free_port, git_daemon, git_env, seed_repository
+from fleet.localkube.process import ManagedProcess
+
+RESULTS = Path(__file__).parent / "results" / "mttp.md"
+WORKERS = int(os.environ.get("FLEET_BENCH_WORKERS", "64"))
+RESYNC_INTERVAL = 45
+"""The apps' Kustomization interval: one full no-op resync round is measured after MTTP."""
+
+
+@dataclasses.dataclass
+class FleetRun:
+    apps: int
+    mttp: float
+    mttp_cpu_agent: float
+    """CPU seconds of the agent itself during MTTP."""
+    mttp_cpu_render: float
+    """CPU seconds of the kustomize processes the agent ran during MTTP."""
+    mttp_cpu_apiserver: float
+    """CPU seconds of kube-apiserver and etcd during MTTP."""
+    rss_idle_mib: float
+    rss_peak_mib: float
+    resync_seconds: float
+    resync_writes: int
+    resync_dry_runs: int
+    resync_reads: int
+    resync_cpu_seconds: float
+    heal_p50: float
+    heal_p99: float
+
+
+def _rss_mib(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User and system CPU of a process (and, optionally, of its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = int(fields[11]) + int(fields[12])
+    reaped = int(fields[13]) + int(fields[14]) if children else 0
+    return (own + reaped) / ticks
+
+
+def _metrics(port: int) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def _sum(metrics: dict[str, float], prefix: str, *needles: str) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith(prefix) and all(n in k for n in needles))
+
+
+def _git(work: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=work, check=True, env=git_env(), capture_output=True)
+
+
+async def _units(client: KubeClient) -> list[dict[str, Any]]:
+    try:
+        items, _ = await client.list(unit_api.API_VERSION, unit_api.KIND, unit_api.AGENT_NAMESPACE)
+    except NotFound:
+        return []  # the agent has not installed the Unit CRD yet
+    return items
+
+
+def _ready_at(unit: dict[str, Any], sha: str) -> bool:
+    status = unit.get("status") or {}
+    ready = unit_api.ready_condition(status) or {}
+    return ready.get("status") == "True" and str(status.get("lastAppliedRevision", "")).endswith(sha)
+
+
+async def _wait_all_ready(client: KubeClient, expected: int, sha: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        units = await _units(client)
+        if len(units) >= expected and all(_ready_at(u, sha) for u in units):
+            return time.monotonic()
+        await anyio.sleep(0.25)
+    raise TimeoutError(f"not all {expected} units Ready at {sha[:7]} within {timeout:.0f}s")
+
+
+async def _heal_latencies(client: KubeClient, apps: int, samples: int) -> list[float]:
+    """Scale a managed Deployment out of band; time until the agent's revert is seen."""
+    latencies: list[float] = []
+    step = max(1, apps // samples)
+    for index in range(0, apps, step)[:samples]:
+        name = f"app-{index:04d}"
+        _, version = await client.list("apps/v1", "Deployment", workload.NAMESPACE)
+        started = time.monotonic()
+        await client.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{workload.NAMESPACE}/deployments/{name}/scale",
+            body={"spec": {"replicas": 3}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": "bench-scale"},
+        )
+        with anyio.fail_after(30):
+            async for event in client.watch(
+                "apps/v1", "Deployment", workload.NAMESPACE, resource_version=version, timeout_seconds=30
+            ):
+                obj = event.object
+                if obj.get("metadata", {}).get("name") != name:
+                    continue
+                if obj["spec"]["replicas"] == 0 and any(
+                    m.get("manager") == unit_api.FIELD_MANAGER and m.get("time", "") != ""
+                    for m in obj["metadata"].get("managedFields", [])
+                ) and event.type == "MODIFIED" and obj["metadata"].get("generation", 0) > 1:
+                    latencies.append(time.monotonic() - started)
+                    break
+    return latencies
+
+
+async def run_fleet(apps: int, root: Path) -> FleetRun:
+    with running_clusters(["bench"], root / "clusters") as (cluster,):
+        served = root / "git"
+        served.mkdir()
+        content = root / "content"
+        workload.write_repository(content, 0)
+        seed_repository(content, served / "fleet.git", message="empty fleet")
+        work = root / "work"
+        subprocess.run(["git", "clone", "--quiet", str(served / "fleet.git"), str(work)], check=True, env=git_env())
+        with git_daemon(served, root / "git-daemon") as daemon:
+            port = free_port()
+            agent = ManagedProcess(
+                "agent",
+                [
+                    sys.executable, "-m", "fleet.cli.main", "agent", "run",
+                    "--cluster=bench", f"--repo={daemon.url('fleet.git')}",
+                    f"--kubeconfig={cluster.kubeconfig_path}", "--interval=1s",
+                    f"--work-dir={root / 'agent-work'}", f"--metrics-address=127.0.0.1:{port}",
+                    "--log-level=warning", f"--workers={WORKERS}",
+                ],
+                root / "agent",
+            )
+            agent.start()
+            client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
+            try:
+                head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+                await _wait_all_ready(client, 1, head, 120)
+                await anyio.sleep(2)
+                assert agent.pid is not None
+                rss_idle = _rss_mib(agent.pid)
+
+                workload.write_repository(work, apps, interval=f"{RESYNC_INTERVAL}s")
+                _git(work, "add", "--all")
+                _git(work, "commit", "--quiet", "-m", f"{apps} apps")
+                sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+                control_plane = [cluster.processes[n].pid for n in ("kube-apiserver", "etcd")]
+                cpu_agent = _cpu_seconds(agent.pid)
+                cpu_all = _cpu_seconds(agent.pid, children=True)
+                cpu_plane = sum(_cpu_seconds(p) for p in control_plane if p)
+                started = time.monotonic()
+                _git(work, "push", "--quiet", "origin", "HEAD:main")
+                finished = await _wait_all_ready(client, apps + 1, sha, 600)
+                mttp = finished - started
+                mttp_cpu_agent = _cpu_seconds(agent.pid) - cpu_agent
+                mttp_cpu_render = _cpu_seconds(agent.pid, children=True) - cpu_all - mttp_cpu_agent
+                mttp_cpu_plane = sum(_cpu_seconds(p) for p in control_plane if p) - cpu_plane
+                rss_peak = _rss_mib(agent.pid, "VmHWM")
+
+                # A no-op resync: every unit reconciles again on its interval, nothing changed.
+                before = _metrics(port)
+                cpu_before = _cpu_seconds(agent.pid)
+                reconciles_before = _sum(before, "fleet_reconcile_duration_seconds_count")
+                resync_started = time.monotonic()
+                while _sum(_metrics(port), "fleet_reconcile_duration_seconds_count") < reconciles_before + apps + 1:
+                    await anyio.sleep(0.2)
+                resync_seconds = time.monotonic() - resync_started
+                await anyio.sleep(1)
+                after = _metrics(port)
+                cpu = _cpu_seconds(agent.pid) - cpu_before
+                delta = {k: after[k] - before.get(k, 0) for k in after if k.startswith("fleet_kube_requests_total")}
+                writes = sum(v for k, v in delta.items() if 'dry_run="false"' in k and any(f'verb="{w}"' in k for w in ("PATCH", "POST", "PUT", "DELETE")))
+                dry_runs = sum(v for k, v in delta.items() if 'dry_run="true"' in k)
+                reads = sum(v for k, v in delta.items() if any(f'verb="{r}"' in k for r in ("GET", "LIST")))
+                heals = await _heal_latencies(client, apps, 100)
+            finally:
+                await client.close()
+                agent.stop()
+    heals.sort()
+    return FleetRun(
+        apps, mttp, mttp_cpu_agent, mttp_cpu_render, mttp_cpu_plane, rss_idle, rss_peak, resync_seconds, int(writes), int(dry_runs), int(reads), cpu,
+        statistics.median(heals), heals[min(len(heals) - 1, int(len(heals) * 0.99))],
+    )
+
+
+async def run_floor(apps: int, root: Path, concurrency: int = 64) -> float:
+    """The same objects as concurrent server-side applies: what the API server allows."""
+    with running_clusters(["floor"], root / "clusters") as (cluster,):
+        client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path), max_concurrency=concurrency)
+        try:
+            await client.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": workload.NAMESPACE}},
+                field_manager="floor",
+            )
+            objects = []
+            for index in range(apps):
+                for obj in workload.app_objects(index):
+                    obj["metadata"]["namespace"] = workload.NAMESPACE  # type: ignore[index]
+                    objects.append(obj)
+            for obj in objects[:4]:  # warm discovery, as the agent's would be
+                await client.resource(obj["apiVersion"], obj["kind"])  # type: ignore[arg-type]
+            started = time.monotonic()
+            async with anyio.create_task_group() as tasks:
+                for obj in objects:
+                    tasks.start_soon(lambda o=obj: client.apply(o, field_manager="floor", force=True))
+            return time.monotonic() - started
+        finally:
+            await client.close()
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def write_results(fleet: dict[int, list[FleetRun]], floor: dict[int, list[float]], runs: int) -> str:
+    lines = [
+        "# MTTP benchmark: fleet vs the floor",
+        "",
+        f"Measured {datetime.date.today()} on {platform.node()}: {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, Kubernetes {toolchain.KUBERNETES_VERSION} "
+        f"(local control plane: etcd {toolchain.ETCD_VERSION}, kwok {toolchain.KWOK_VERSION}), "
+        f"kustomize {toolchain.KUSTOMIZE_VERSION}. Median of {runs} run(s) each; every run on a "
+        "fresh control plane. Command: `.venv/bin/python -m bench.mttp`.",
+        "",
+        "Workload (fluxcd/flux-benchmark): N apps, each a Kustomization (wait: true) of a "
+        "Deployment scaled to zero, a ServiceAccount, a Service and an Ingress.",
+        "",
+        "| apps | fleet MTTP | floor | fleet / floor | agent RSS idle | agent RSS peak | no-op resync (all units) | writes | dry-runs | reads | CPU | drift heal p50 | p99 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for apps, runs_ in sorted(fleet.items()):
+        mttp = _median([r.mttp for r in runs_])
+        floor_s = _median(floor.get(apps, [float("nan")]))
+        lines.append(
+            f"| {apps} | {mttp:.1f} s | {floor_s:.1f} s | {mttp / floor_s:.2f}x "
+            f"| {_median([r.rss_idle_mib for r in runs_]):.0f} MiB | {_median([r.rss_peak_mib for r in runs_]):.0f} MiB "
+            f"| {_median([r.resync_seconds for r in runs_]):.1f} s | {_median([r.resync_writes for r in runs_]):.0f} "
+            f"| {_median([r.resync_dry_runs for r in runs_]):.0f} | {_median([r.resync_reads for r in runs_]):.0f} "
+            f"| {_median([r.resync_cpu_seconds for r in runs_]):.1f} s "
+            f"| {_median([r.heal_p50 for r in runs_]) * 1000:.0f} ms | {_median([r.heal_p99 for r in runs_]) * 1000:.0f} ms |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.mttp", description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print, do not update results")
+    args = parser.parse_args(argv)
+    fleet: dict[int, list[FleetRun]] = {}
+    floor: dict[int, list[float]] = {}
+    for apps in args.apps:
+        for run in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="fleet-bench-") as scratch:
+                result = anyio.run(run_fleet, apps, Path(scratch))
+                fleet.setdefault(apps, []).append(result)
+                print(f"fleet {apps} apps, run {run + 1}: {result}", flush=True)
+            with tempfile.TemporaryDirectory(prefix="fleet-floor-") as scratch:
+                seconds = anyio.run(run_floor, apps, Path(scratch))
+                floor.setdefault(apps, []).append(seconds)
+                print(f"floor {apps} apps, run {run + 1}: {seconds:.2f}s", flush=True)
+    table = write_results(fleet, floor, args.runs)
+    print(table)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
