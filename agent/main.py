@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 
@@ -9,6 +10,8 @@ import anyio
 from prometheus_client import start_http_server
 
 from agent.loop import Agent
+from agent.reporters import GitStatusReporter, HubReporter
+from agent.reporting import Reporter, Reporting
 from agent.settings import AgentSettings
 from fleet.kube import KubeClient
 
@@ -33,13 +36,49 @@ async def run(settings: AgentSettings) -> None:
         settings.cluster_path,
     )
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
-            await agent.run()
+        async with contextlib.AsyncExitStack() as stack:
+            reporting = await _reporting(agent, settings, stack)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+                if reporting is not None:
+                    tasks.start_soon(reporting.run)
+                await agent.run()
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
         log.info("agent stopped")
+
+
+async def _reporting(
+    agent: Agent, settings: AgentSettings, stack: contextlib.AsyncExitStack
+) -> Reporting | None:
+    """The reporters the settings ask for, entered on ``stack``; None when there are none."""
+    reporters: list[Reporter] = []
+    reporting = Reporting(
+        agent, reporters, labels=settings.labels, heartbeat_seconds=settings.heartbeat_seconds
+    )
+    if settings.hub_url and settings.hub_token:
+        hub = HubReporter(
+            settings.hub_url,
+            settings.hub_token,
+            settings.cluster,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            verify=str(settings.hub_ca_file) if settings.hub_ca_file else True,
+            on_command=reporting.on_command,
+        )
+        reporters.append(await stack.enter_async_context(hub))
+        log.info("reporting to hub %s", settings.hub_url)
+    if settings.status_branch:
+        status = GitStatusReporter(
+            settings.repo,
+            settings.cluster,
+            settings.auth,
+            branch=settings.status_branch,
+            cache_dir=settings.agent_work_dir / "status",
+        )
+        reporters.append(await stack.enter_async_context(status))
+        log.info("writing status to branch %s of %s", settings.status_branch, settings.repo)
+    return reporting if reporters else None
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

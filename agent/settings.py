@@ -41,9 +41,26 @@ class AgentSettings(pydantic.BaseModel):
     """host:port for /metrics; None turns the endpoint off."""
     default_namespace: str = "default"
     """Namespace for namespaced objects written without one, as kubectl would choose."""
+    labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    """Labels of this cluster (``env=dev``) sent with its reports."""
+    hub_url: str | None = None
+    """The hub to report to; None: no hub."""
+    hub_token: str | None = pydantic.Field(default=None, repr=False)
+    hub_ca_file: Path | None = None
+    """CA bundle for the hub's TLS certificate; None: the system CAs."""
+    status_branch: str | None = None
+    """Write this cluster's status to this branch of the fleet repository; None: don't."""
+    heartbeat_seconds: int = 30
+    """Reports are re-sent this often when nothing changed, so silence means trouble."""
     dependency_requeue: datetime.timedelta = datetime.timedelta(seconds=30)
     """Fallback recheck of a unit blocked on dependsOn (a dependency becoming Ready also
     wakes it at once)."""
+
+    @pydantic.model_validator(mode="after")
+    def _hub_needs_a_token(self) -> AgentSettings:
+        if self.hub_url and not self.hub_token:
+            raise ValueError("a hub URL needs this cluster's hub token (--hub-token-file)")
+        return self
 
     @property
     def cluster_path(self) -> str:

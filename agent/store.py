@@ -8,7 +8,7 @@ no write requests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -31,6 +31,9 @@ class UnitStore:
         self._written: dict[str, str] = {}
         """Digest of what was last written per Unit: unchanged Units cost no request."""
         self._uids: dict[str, str] = {}
+        self.listeners: list[Callable[[str, dict[str, Any] | None], None]] = []
+        """Called with the Unit's name (and the Event, if one was recorded) after each
+        write: the reporters' cue that something changed."""
 
     async def install(self) -> None:
         """Ensure the agent's namespace and the Unit CRD exist (idempotent)."""
@@ -96,6 +99,11 @@ class UnitStore:
         )
         self._uids[name] = applied["metadata"].get("uid", "")
         self._written[name] = digest
+        self._notify(name, None)
+
+    def _notify(self, name: str, event: dict[str, Any] | None) -> None:
+        for listener in self.listeners:
+            listener(name, event)
 
     async def delete(self, name: str) -> None:
         await self._client.delete(unit_api.API_VERSION, unit_api.KIND, name, self.namespace)
@@ -126,6 +134,7 @@ class UnitStore:
             "lastTimestamp": now,
             "count": 1,
         }
+        self._notify(unit_name, event)
         try:
             await self._client.create(event)
         except KubeError as error:

@@ -7,6 +7,8 @@ import datetime
 import sys
 from pathlib import Path
 
+import pydantic
+
 from fleet.models import parse_duration
 from fleet.source import GitAuth, GitRef, SourceConfigError
 
@@ -52,6 +54,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="127.0.0.1:9797",
         help="host:port for Prometheus /metrics; empty to disable (default: 127.0.0.1:9797)",
     )
+    run.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of this cluster, sent with its reports (repeatable)",
+    )
+    run.add_argument("--hub-url", help="report to this hub (https://hub.example:8443)")
+    run.add_argument("--hub-token-file", type=Path, help="this cluster's hub token")
+    run.add_argument("--hub-ca-file", type=Path, help="CA bundle for the hub's certificate")
+    run.add_argument(
+        "--status-branch",
+        help="also write this cluster's status to this branch of the fleet repository "
+        "(e.g. fleet-status)",
+    )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.set_defaults(func=_run)
@@ -69,6 +86,16 @@ def parse_ref(text: str) -> GitRef:
             f"unknown ref kind {kind!r} in {text!r}: use branch, tag, semver or commit"
         )
     return GitRef(**{kind: value})
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--label {pair!r} is not KEY=VALUE")
+        labels[key] = value
+    return labels
 
 
 def _auth(args: argparse.Namespace) -> GitAuth:
@@ -107,8 +134,21 @@ def _run(args: argparse.Namespace) -> int:
             context=args.context,
             workers=args.workers,
             metrics_address=args.metrics_address or None,
+            labels=_labels(args.label),
+            hub_url=args.hub_url,
+            hub_token=args.hub_token_file.read_text().strip() if args.hub_token_file else None,
+            hub_ca_file=args.hub_ca_file,
+            status_branch=args.status_branch,
             **({"work_dir": args.work_dir} if args.work_dir else {}),
         )
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
     except (ValueError, SourceConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
