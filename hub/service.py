@@ -32,6 +32,7 @@ from hub.store import (
     FeedItem,
     Ingest,
     IngestOutcome,
+    ReportContent,
     Store,
     StoredEvent,
     TokenRecord,
@@ -224,12 +225,9 @@ class Hub:
         now = self.clock()
         health = report_schema.cluster_health(report, _utc(now) or report.reported_at, None)
         digest = report_schema.content_digest(report)
-        outcome = await self.store.ingest(
-            Ingest(
-                cluster=cluster,
-                received_at=now,
-                reported_at=report.reported_at.timestamp(),
-                digest=digest,
+
+        def content() -> ReportContent:
+            return ReportContent(
                 # Re-serialised, not the body as sent: the model redacted the source URL.
                 body=report.model_dump_json(by_alias=True),
                 agent_version=report.agent_version,
@@ -245,8 +243,17 @@ class Hub:
                 ),
                 health=health,
                 message=report_schema.health_message(report),
-                heartbeat_seconds=report.heartbeat_seconds,
                 events=[_event_input(event) for event in report.events],
+            )
+
+        outcome = await self.store.ingest(
+            Ingest(
+                cluster=cluster,
+                received_at=now,
+                reported_at=report.reported_at.timestamp(),
+                digest=digest,
+                heartbeat_seconds=report.heartbeat_seconds,
+                content=content,
             ),
             lambda record, events: self._feed_entries(record, events, now),
         )

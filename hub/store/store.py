@@ -108,13 +108,9 @@ class EventInput:
 
 
 @dataclass(frozen=True)
-class Ingest:
-    """One received report, already validated and summarised by the hub."""
+class ReportContent:
+    """What is stored of a report whose content changed; the hub computes it only then."""
 
-    cluster: str
-    received_at: float
-    reported_at: float
-    digest: str
     body: str
     agent_version: str
     report_labels: dict[str, str]
@@ -127,8 +123,20 @@ class Ingest:
     units_not_ready: int
     health: str
     message: str
-    heartbeat_seconds: int
     events: Sequence[EventInput]
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """One received report, validated by the hub. Most reports are heartbeats, which
+    touch one row; ``content`` is called only when the digest differs."""
+
+    cluster: str
+    received_at: float
+    reported_at: float
+    digest: str
+    heartbeat_seconds: int
+    content: Callable[[], ReportContent]
 
 
 @dataclass
@@ -137,7 +145,6 @@ class IngestOutcome:
     """The content differs from the stored report (or there was none)."""
     previous_body: str | None
     was_stale: bool
-    previous_health: str | None
     new_events: list[StoredEvent] = field(default_factory=list)
     record: ClusterRecord | None = None
     """The cluster after the report, when feed entries were written (a change, a return)."""
@@ -332,30 +339,35 @@ class Store:
         return await self.database.run(lambda connection: self._ingest(connection, ingest, feed))
 
     def _ingest(self, connection: Connection, ingest: Ingest, feed: FeedBuilder) -> IngestOutcome:
+        heartbeat = (ingest.received_at, ingest.reported_at, ingest.heartbeat_seconds)
+        # The common case in one statement: same content, cluster not flagged stale.
+        if connection.rowcount(
+            "UPDATE clusters SET last_seen = ?, reported_at = ?, heartbeat_seconds = ?"
+            " WHERE name = ? AND digest = ? AND stale = 0",
+            (*heartbeat, ingest.cluster, ingest.digest),
+        ):
+            return IngestOutcome(False, None, False)
         for_update = self.database.dialect.for_update
         rows = connection.execute(
-            f"SELECT digest, health, stale FROM clusters WHERE name = ?{for_update}",
-            (ingest.cluster,),
+            f"SELECT digest, stale FROM clusters WHERE name = ?{for_update}", (ingest.cluster,)
         )
         if not rows:
             connection.execute(
                 "INSERT INTO clusters (name, created_at) VALUES (?, ?)",
                 (ingest.cluster, ingest.received_at),
             )
-        previous_digest = rows[0]["digest"] if rows else None
-        previous_health = rows[0]["health"] if rows and previous_digest else None
         was_stale = bool(rows[0]["stale"]) if rows else False
-        changed = previous_digest != ingest.digest
-        if not changed:
+        if rows and rows[0]["digest"] == ingest.digest:
             connection.execute(
-                "UPDATE clusters SET last_seen = ?, reported_at = ?, stale = 0,"
-                " heartbeat_seconds = ? WHERE name = ?",
-                (ingest.received_at, ingest.reported_at, ingest.heartbeat_seconds, ingest.cluster),
+                "UPDATE clusters SET last_seen = ?, reported_at = ?, heartbeat_seconds = ?,"
+                " stale = 0 WHERE name = ?",
+                (*heartbeat, ingest.cluster),
             )
-            outcome = IngestOutcome(False, None, was_stale, previous_health)
+            outcome = IngestOutcome(False, None, was_stale)
             if was_stale:
                 outcome.record = _feed_changes(connection, ingest, feed, [])
             return outcome
+        content = ingest.content()
         previous = connection.execute(
             "SELECT body FROM latest_reports WHERE cluster = ?", (ingest.cluster,)
         )
@@ -367,17 +379,17 @@ class Store:
             (
                 ingest.received_at,
                 ingest.reported_at,
-                ingest.agent_version,
-                json.dumps(ingest.report_labels, sort_keys=True),
-                ingest.source_url,
-                ingest.source_ref,
-                ingest.revision,
-                int(ingest.source_ready),
-                ingest.units_total,
-                ingest.units_ready,
-                ingest.units_not_ready,
-                ingest.health,
-                ingest.message,
+                content.agent_version,
+                json.dumps(content.report_labels, sort_keys=True),
+                content.source_url,
+                content.source_ref,
+                content.revision,
+                int(content.source_ready),
+                content.units_total,
+                content.units_ready,
+                content.units_not_ready,
+                content.health,
+                content.message,
                 ingest.digest,
                 ingest.heartbeat_seconds,
                 ingest.cluster,
@@ -387,16 +399,16 @@ class Store:
             "INSERT INTO latest_reports (cluster, received_at, digest, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (cluster) DO UPDATE SET received_at = excluded.received_at,"
             " digest = excluded.digest, body = excluded.body",
-            (ingest.cluster, ingest.received_at, ingest.digest, ingest.body),
+            (ingest.cluster, ingest.received_at, ingest.digest, content.body),
         )
         connection.execute(
             "INSERT INTO report_history (cluster, received_at, digest, body) VALUES (?, ?, ?, ?)",
-            (ingest.cluster, ingest.received_at, ingest.digest, ingest.body),
+            (ingest.cluster, ingest.received_at, ingest.digest, content.body),
         )
         _keep_newest(connection, "report_history", ingest.cluster, HISTORY_PER_CLUSTER)
         new_events = [
             _event(row)
-            for event in ingest.events
+            for event in content.events
             for row in connection.execute(
                 "INSERT INTO events (cluster, fingerprint, time, type, reason, unit, object,"
                 " message, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -417,7 +429,7 @@ class Store:
         if new_events:
             _keep_newest(connection, "events", ingest.cluster, EVENTS_PER_CLUSTER)
         outcome = IngestOutcome(
-            True, previous[0]["body"] if previous else None, was_stale, previous_health, new_events
+            True, previous[0]["body"] if previous else None, was_stale, new_events
         )
         outcome.record = _feed_changes(connection, ingest, feed, new_events)
         return outcome
