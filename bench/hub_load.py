@@ -439,11 +439,15 @@ def markdown(
         "",
         "## Method",
         "",
-        "- Hub: `fleet hub serve` in its own process (one uvicorn worker, h11), database on",
-        "  the same machine: SQLite file (WAL, synchronous=NORMAL) or PostgreSQL 15 started",
-        "  from the machine's binaries (fsync off, as in the tests). Load generator: one",
-        f"  Python process (httpx, asyncio), up to {args.concurrency} connections. Both share",
-        "  the 2 cores, so saturation figures are a floor for a hub on its own machine.",
+        "- Hub: `fleet hub serve` in its own process (one uvicorn worker, httptools, uvloop),",
+        "  database on the same machine: SQLite file (WAL, synchronous=NORMAL) or PostgreSQL 15",
+        "  started from the machine's binaries (fsync off, as in the tests). Load generator:",
+        f"  one Python process (uvloop) with {args.concurrency} keep-alive HTTP/1.1 connections",
+        "  speaking raw HTTP (httpx costs more CPU per request than the hub does). Hub,",
+        "  PostgreSQL and generator share the 2 cores (and the machine is shared with other",
+        "  work, see the load average), so the rates are a floor for a hub on its own machine;",
+        "  `hub CPU ms/report` (the hub process's CPU time per answered report) is the",
+        "  figure that does not depend on what else runs.",
         f"- Each simulated agent sends a ~6 KB report ({UNITS_PER_CLUSTER} units,",
         f"  {EVENTS_PER_REPORT} recent events) every 30 s; 1 in {CHANGE_EVERY} reports changes",
         "  content (new revision, new events), the rest are heartbeats. The 30 s schedule is",
@@ -453,8 +457,9 @@ def markdown(
         "  time, so queueing in the hub shows in p99.",
         f"- saturation: closed loop for {args.saturation_seconds:.0f} s, {args.concurrency} senders"
         " as fast as the hub answers: the ingest capacity.",
-        "- server mean: `fleet_hub_ingest_duration_seconds` sum/count over the whole run",
-        "  (validation, digest, store transaction, change feed).",
+        "- time in ingest: `fleet_hub_ingest_duration_seconds` sum/count over the whole run:",
+        "  validation, digest and the store transaction, including the wait for the",
+        "  database's writer, which dominates when 32 senders saturate it.",
         "",
         "## Results",
         "",
@@ -472,7 +477,7 @@ def markdown(
             )
     lines += [
         "",
-        "| backend | clusters | server mean ms per report | SQLite file |",
+        "| backend | clusters | mean ms in ingest | SQLite file |",
         "| --- | ---: | ---: | ---: |",
     ]
     for run in runs:

@@ -12,6 +12,7 @@ The binaries come from Debian's ``postgresql`` package (``make system-deps``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import shutil
@@ -32,6 +33,7 @@ PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=Tr
 SUPERUSER = "fleet"
 _SHARED_DATABASE = "fleet_tests"
 _SERVICE_USER = "postgres"
+_PR_SET_PDEATHSIG = 1
 
 
 def pg_bin() -> Path | None:
@@ -112,6 +114,15 @@ def _service_identity() -> _Identity:
     return _Identity(entry.pw_uid, entry.pw_gid, ())
 
 
+def _die_with_test_run() -> None:
+    """If the test run is killed, the kernel sends PostgreSQL SIGQUIT (immediate shutdown,
+    which also ends its backends), so no server outlives its tests."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 def _owned_tempdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
@@ -190,6 +201,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_test_run,
                 user=who.user,
                 group=who.group,
                 extra_groups=who.extra_groups,

@@ -336,17 +336,23 @@ class Store:
     async def ingest(self, ingest: Ingest, feed: FeedBuilder) -> IngestOutcome:
         """Store a report; when it changed something, append ``feed``'s entries to the change
         feed in the same transaction, so a change and its announcement commit together."""
+        # The common case in one statement: same content, cluster not flagged stale.
+        if await self.database.run_statement(
+            "UPDATE clusters SET last_seen = ?, reported_at = ?, heartbeat_seconds = ?"
+            " WHERE name = ? AND digest = ? AND stale = 0",
+            (
+                ingest.received_at,
+                ingest.reported_at,
+                ingest.heartbeat_seconds,
+                ingest.cluster,
+                ingest.digest,
+            ),
+        ):
+            return IngestOutcome(False, None, False)
         return await self.database.run(lambda connection: self._ingest(connection, ingest, feed))
 
     def _ingest(self, connection: Connection, ingest: Ingest, feed: FeedBuilder) -> IngestOutcome:
         heartbeat = (ingest.received_at, ingest.reported_at, ingest.heartbeat_seconds)
-        # The common case in one statement: same content, cluster not flagged stale.
-        if connection.rowcount(
-            "UPDATE clusters SET last_seen = ?, reported_at = ?, heartbeat_seconds = ?"
-            " WHERE name = ? AND digest = ? AND stale = 0",
-            (*heartbeat, ingest.cluster, ingest.digest),
-        ):
-            return IngestOutcome(False, None, False)
         for_update = self.database.dialect.for_update
         rows = connection.execute(
             f"SELECT digest, stale FROM clusters WHERE name = ?{for_update}", (ingest.cluster,)
