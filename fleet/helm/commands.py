@@ -28,7 +28,6 @@ def _wait(disable_wait: bool, disable_wait_for_jobs: bool) -> list[str]:
 
 def _common(release: HelmRelease, values_file: Path, post_renderer: Sequence[str]) -> list[str]:
     args = ["--namespace", release.release_namespace, "--values", str(values_file)]
-    args += ["--history-max", str(release.spec.effective_max_history)]
     if post_renderer:
         args += ["--post-renderer", post_renderer[0]]
         for argument in post_renderer[1:]:
@@ -77,6 +76,8 @@ def upgrade(
     spec = release.spec.upgrade
     args = ["upgrade", release.release_name, str(chart)]
     args += _common(release, values_file, post_renderer)
+    # Helm prunes history on upgrade and rollback only; an install starts at revision 1.
+    args += ["--history-max", str(release.spec.effective_max_history)]
     args += _timeout(spec.timeout, release)
     args += _wait(spec.disable_wait, spec.disable_wait_for_jobs)
     args.append("--reuse-values" if spec.preserve_values else "--reset-values")

@@ -198,7 +198,7 @@ def test_install_flags_follow_the_spec() -> None:
     assert args[:3] == ["install", "web-web", "/c.tgz"]
     joined = " ".join(args)
     assert "--namespace web" in joined and "--values /v.json" in joined
-    assert "--history-max 3" in joined and "--timeout 1m30s" in joined
+    assert "--history-max" not in joined and "--timeout 1m30s" in joined
     assert "--create-namespace" in args and "--skip-crds" in args
     assert "--wait" not in args
     assert "--post-renderer /py --post-renderer-args -m --post-renderer-args x" in joined
@@ -206,6 +206,7 @@ def test_install_flags_follow_the_spec() -> None:
 
 def test_upgrade_flags_follow_the_spec() -> None:
     plain = commands.upgrade(hr({}), Path("/c.tgz"), Path("/v.json"))
+    assert plain[plain.index("--history-max") + 1] == "5"
     assert "--reset-values" in plain and "--wait" in plain and "--wait-for-jobs" in plain
     assert "--timeout" in plain and plain[plain.index("--timeout") + 1] == "5m0s"
     assert "--install" not in plain
