@@ -1,10 +1,13 @@
 """The agent: keeps every unit of one cluster reconciled with Git, and heals drift.
 
 Sources are polled on their interval; a new revision queues the units that use it.
-Workers take units from a work queue, run the reconcile pipeline, write the unit's
-status once, and requeue it (interval when Ready, retryInterval with backoff when
-not, nothing when stalled until a new revision arrives). Every managed object is
-watched; an out-of-band change is re-applied at once and recorded as drift.
+Workers take units from a work queue, run the pipeline of the unit's kind (a
+Kustomization's render-and-apply, a HelmRelease's helm actions), write the unit's status
+once, and requeue it (interval when Ready, retryInterval with backoff when not, nothing
+when a Kustomization is stalled until a new revision arrives). Every managed object is
+watched; an out-of-band change is reverted at once and recorded as drift: re-applied for
+a Kustomization, patched back to what helm wrote for a HelmRelease (when its drift
+detection asks for it).
 """
 
 from __future__ import annotations
@@ -18,22 +21,27 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from agent import releases
 from agent import units as unit_defs
 from agent.applier import Applier, ApplyReport
 from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
 from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
+from agent.releases import ReleaseContext, ReleaseMemory
 from agent.settings import AgentSettings
 from agent.sources import Sources
 from agent.store import UnitStore
-from agent.units import ROOT_KEY, ROOT_SOURCE, UnitDefinition
+from agent.units import HELMRELEASE, KUSTOMIZATION, ROOT_KEY, ROOT_SOURCE, UnitDefinition, UnitKey
 from agent.workqueue import WorkQueue
 from fleet.api import unit as unit_api
 from fleet.core import drift, plan
 from fleet.core.inventory import InventoryEntry, inventory_from_status, inventory_to_status
 from fleet.core.manifests import ObjectKey
+from fleet.helm import charts
+from fleet.helm.charts import ChartArtifact, ChartRepositories, ChartSourceError
+from fleet.helm.cli import Helm, KubeAccess
 from fleet.kube import KubeClient, KubeError
-from fleet.models import GitRepository, NamespacedName
+from fleet.models import GitRepository, HelmRelease, HelmRepository, NamespacedName
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +74,12 @@ class UnitState:
     fetching_for: str | None = None
     """A ``--with-source`` requestedAt whose source fetch is still running."""
     force_next: bool = False
+    release: ReleaseMemory = dataclasses.field(default_factory=ReleaseMemory)
+    """A HelmRelease unit's release: failure counters, history, drift baseline."""
+    save_lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)
 
     @property
-    def key(self) -> NamespacedName:
+    def key(self) -> UnitKey:
         return self.definition.key
 
     @property
@@ -78,7 +89,7 @@ class UnitState:
 
     @property
     def suspended(self) -> bool:
-        return self.definition.kustomization.spec.suspend or self.suspended_by_request
+        return self.definition.suspend or self.suspended_by_request
 
     @property
     def ready_at_its_revision(self) -> bool:
@@ -101,14 +112,26 @@ class Agent:
         self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
         self.store = UnitStore(client, settings.namespace)
         self.sources = Sources(settings.agent_work_dir, client)
-        self.queue: WorkQueue[NamespacedName] = WorkQueue()
-        self.units: dict[NamespacedName, UnitState] = {}
+        self.queue: WorkQueue[UnitKey] = WorkQueue()
+        self.units: dict[UnitKey, UnitState] = {}
         self.context = ReconcileContext(
             client,
             self.applier,
             self.cache,
             anyio.CapacityLimiter(settings.render_workers),
             default_namespace=settings.default_namespace,
+        )
+        helm_dir = settings.agent_work_dir / "helm"
+        helm = Helm(helm_dir / "home", KubeAccess(settings.kubeconfig, settings.context))
+        self.charts = ChartRepositories(helm_dir / "charts", client, helm)
+        self.release_context = ReleaseContext(
+            client,
+            helm,
+            self.charts,
+            self.applier,
+            self.cache,
+            self._git_chart,
+            helm_dir / "scratch",
         )
         self._stored: dict[str, Object] = {}
         self._source_wakeups: dict[NamespacedName, anyio.Event] = {}
@@ -144,13 +167,11 @@ class Agent:
             self.started.set()
             await anyio.sleep_forever()
 
-    def request_reconcile(
-        self, unit: NamespacedName | None = None, *, with_source: bool = False
-    ) -> None:
+    def request_reconcile(self, unit: UnitKey | None = None, *, with_source: bool = False) -> None:
         """Reconcile a unit (or all) now; optionally fetch its source first (webhooks)."""
         if with_source:
-            for key in self._polled:
-                self._wake_source(key)
+            for source in self._polled:
+                self._wake_source(source)
         for key in [unit] if unit else list(self.units):
             if key in self.units:
                 self.units[key].force_next = True
@@ -160,7 +181,7 @@ class Agent:
         """Track a unit, picking up what a previous agent stored for it."""
         existing = self.units.get(definition.key)
         if existing is not None:
-            changed = existing.definition.kustomization != definition.kustomization
+            changed = existing.definition.model != definition.model
             existing.definition = definition
             if changed:
                 existing.stalled_on = None
@@ -178,6 +199,7 @@ class Agent:
             annotations = stored["metadata"].get("annotations") or {}
             state.suspended_by_request = annotations.get(unit_api.SUSPEND_ANNOTATION) == "true"
             state.handled_request = status.get("lastHandledReconcileAt")
+            state.release = ReleaseMemory.from_status(status)
         self.units[definition.key] = state
         self.queue.add(definition.key)
         return state
@@ -215,14 +237,41 @@ class Agent:
                 if self._source_key(state.definition) == key:
                     self.queue.add(state.key)
 
-    def _source_key(self, definition: UnitDefinition) -> NamespacedName:
-        reference = definition.kustomization.spec.source_ref
-        if reference is None or definition.key == ROOT_KEY:
-            return ROOT_SOURCE
-        key = NamespacedName(reference.namespace or definition.key.namespace, reference.name)
-        if self.sources.get(key) is None and reference.name == unit_defs.FLUX_ROOT_SOURCE_NAME:
+    def _source_key(self, definition: UnitDefinition) -> NamespacedName | None:
+        """The Git source a unit reads: a Kustomization's tree, a HelmRelease's chart
+        folder (None for a chart from a HelmRepository)."""
+        if isinstance(definition.model, HelmRelease):
+            chart = definition.model.chart_spec
+            if chart is None or chart.source_ref.kind != "GitRepository":
+                return None
+            namespace, name = chart.source_ref.namespace, chart.source_ref.name
+        else:
+            reference = definition.model.spec.source_ref
+            if reference is None or definition.key == ROOT_KEY:
+                return ROOT_SOURCE
+            namespace, name = reference.namespace, reference.name
+        key = NamespacedName(namespace or definition.key.namespace, name)
+        if self.sources.get(key) is None and name == unit_defs.FLUX_ROOT_SOURCE_NAME:
             return ROOT_SOURCE
         return key
+
+    async def _git_chart(self, release: HelmRelease) -> ChartArtifact:
+        """A HelmRelease's chart folder in the checkout of its GitRepository."""
+        chart = release.chart_spec
+        assert chart is not None
+        definition = self.units[UnitKey(HELMRELEASE, *_parts(release.key))].definition
+        source_key = self._source_key(definition)
+        tracked = self.sources.get(source_key) if source_key else None
+        if source_key is None or tracked is None:
+            raise ChartSourceError(f"source GitRepository '{source_key}' not found")
+        if tracked.revision is None:
+            raise ChartSourceError(f"source {tracked.url} has no revision yet: {tracked.error}")
+        checkout = await self.sources.checkout(source_key, tracked.revision)
+        build = tracked.revision.commit[:12] if chart.reconcile_strategy == "Revision" else None
+        label = f"GitRepository/{source_key}"
+        return await anyio.to_thread.run_sync(
+            lambda: charts.chart_from_directory(checkout, chart.chart, label, build=build)
+        )
 
     async def _worker(self) -> None:
         while True:
@@ -235,22 +284,63 @@ class Agent:
             finally:
                 self.queue.done(key)
 
-    def _dependency_graph(self) -> dict[NamespacedName, list[NamespacedName]]:
+    def _dependency_graph(self) -> dict[UnitKey, list[UnitKey]]:
         return {key: state.definition.depends_on for key, state in self.units.items()}
 
-    async def _reconcile(self, key: NamespacedName) -> None:
+    async def _reconcile(self, key: UnitKey) -> None:
         state = self.units.get(key)
         if state is None:
             return
-        definition = state.definition
         forced, state.force_next = state.force_next, False
         if state.requested:
             state.handled_request, state.requested = state.requested, None
         if state.suspended:
             await self._save(state)
             return
+        if state.definition.kind == HELMRELEASE:
+            await self._reconcile_release(state, forced)
+        else:
+            await self._reconcile_kustomization(state, forced)
 
+    async def _blocked(self, state: UnitState, revision: str) -> bool:
+        """dependsOn: a broken graph stalls the unit, an unready dependency holds it back
+        (with a recheck); True when the unit must not run now."""
+        key, definition = state.key, state.definition
+        problem = plan.find_dependency_problems(self._dependency_graph()).message(key)
+        if problem:
+            outcome = Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
+            await self._finish(state, outcome, marker=self._stall_marker(state, revision))
+            return True
+        blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
+        if blocking:
+            names = ", ".join(f"'{d}'" for d in blocking)
+            message = f"dependency {names} is not ready"
+            state.conditions = unit_api.set_condition(
+                state.conditions, "Ready", False, "DependencyNotReady", message
+            )
+            await self._save(state)
+            self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
+            return True
+        return False
+
+    def _stall_marker(self, state: UnitState, revision: str) -> str:
+        return f"{revision}|{drift.desired_digest(state.definition.model.model_dump())}"
+
+    async def _reconcile_release(self, state: UnitState, forced: bool) -> None:
+        # A HelmRelease is never skipped as stalled here: its pipeline compares the
+        # desired state (which a new chart version or a values ConfigMap can change
+        # without any commit) with the one its failures were counted against.
+        if await self._blocked(state, state.attempted_revision or ""):
+            return
+        outcome = await releases.reconcile_release(
+            self.release_context, state.definition, state.release, forced=forced
+        )
+        await self._finish(state, outcome)
+
+    async def _reconcile_kustomization(self, state: UnitState, forced: bool) -> None:
+        definition = state.definition
         source_key = self._source_key(definition)
+        assert source_key is not None
         tracked = self.sources.get(source_key)
         if tracked is None:
             message = f"source GitRepository '{source_key}' not found"
@@ -261,24 +351,10 @@ class Agent:
             message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
             await self._finish(state, self._failure(state, "ArtifactFailed", message))
             return
-        marker = f"{revision.display}|{drift.desired_digest(definition.kustomization.model_dump())}"
+        marker = self._stall_marker(state, revision.display)
         if state.stalled_on == marker and not forced:
             return
-
-        problem = plan.find_dependency_problems(self._dependency_graph()).message(key)
-        if problem:
-            outcome = Outcome(False, "DependencyInvalid", problem, revision.display, stalled=True)
-            await self._finish(state, outcome, marker=marker)
-            return
-        blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
-        if blocking:
-            names = ", ".join(f"'{d}'" for d in blocking)
-            message = f"dependency {names} is not ready"
-            state.conditions = unit_api.set_condition(
-                state.conditions, "Ready", False, "DependencyNotReady", message
-            )
-            await self._save(state)
-            self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
+        if await self._blocked(state, revision.display):
             return
 
         checkout = await self.sources.checkout(source_key, revision)
@@ -301,11 +377,18 @@ class Agent:
     ) -> None:
         """Fold an outcome into the unit's state, write status once, requeue."""
         key = state.key
+        definition = state.definition
         was_ready = state.ready
-        spec = state.definition.kustomization.spec
+        before = unit_api.ready_condition({"conditions": state.conditions}) or {}
+        repeated = (before.get("reason"), before.get("message")) == (
+            outcome.reason,
+            outcome.message,
+        )
         if outcome.revision:
             state.attempted_revision = outcome.revision
-        if outcome.applied:
+        if outcome.applied_revision is not None:
+            state.applied_revision = outcome.applied_revision
+        elif outcome.applied:
             state.applied_revision = outcome.revision
         if outcome.inventory is not None:
             state.inventory = outcome.inventory
@@ -323,12 +406,11 @@ class Agent:
         state.stalled_on = marker if outcome.stalled else None
 
         if outcome.applied and outcome.split is not None:
-            await self._sync_children(state, outcome.split.children)
-            await self._sync_sources(outcome.split.sources)
+            # Sources first: a child that reconciles at once must find its source.
+            await self._sync_sources(outcome.split.sources, outcome.split.helm_repositories)
+            await self._sync_children(state, outcome.split.units)
 
-        labels = dict(
-            zip(("kind", "namespace", "name"), ("Kustomization", *_parts(key)), strict=True)
-        )
+        labels = dict(zip(("kind", "namespace", "name"), _labels(key), strict=True))
         self.metrics.reconcile_duration.labels(**labels).observe(outcome.duration)
         self.metrics.ready.labels(**labels).set(1 if outcome.ready else 0)
         self.metrics.inventory_size.labels(**labels).set(len(state.inventory))
@@ -338,6 +420,10 @@ class Agent:
             self.metrics.objects_pruned.labels(**labels).inc(outcome.counts["pruned"])
 
         extra = {"unit": key, "revision": outcome.revision}
+        for type_, reason, message in outcome.events:
+            await self.store.record_event(definition.resource_name, type_, reason, message)
+            if reason == "DriftCorrected":
+                self._count_drift(state)
         if outcome.ready:
             state.failures = 0
             if not was_ready or outcome.counts.get("applied") or outcome.counts.get("pruned"):
@@ -345,20 +431,30 @@ class Agent:
                 await self.store.record_event(
                     state.definition.resource_name, "Normal", outcome.reason, outcome.message
                 )
-            self.queue.add_after(key, spec.interval.total_seconds())
+            self.queue.add_after(key, definition.interval.total_seconds())
         else:
             state.failures += 1
-            log.warning("%s: %s", outcome.reason, outcome.message, extra=extra)
+            # A stalled HelmRelease is looked at every interval; say it once.
+            log.log(
+                logging.DEBUG if repeated else logging.WARNING,
+                "%s: %s",
+                outcome.reason,
+                outcome.message,
+                extra=extra,
+            )
             if was_ready or state.failures == 1:
                 await self.store.record_event(
                     state.definition.resource_name, "Warning", outcome.reason, outcome.message
                 )
             if not outcome.stalled:
                 backoff = min(
-                    spec.effective_retry_interval.total_seconds() * 2 ** (state.failures - 1),
+                    definition.retry_interval.total_seconds() * 2 ** (state.failures - 1),
                     MAX_BACKOFF,
                 )
                 self.queue.add_after(key, backoff)
+            elif definition.kind == HELMRELEASE:
+                # A new chart version or values may lift the stall: look on the interval.
+                self.queue.add_after(key, definition.interval.total_seconds())
         await self._save(state)
         if state.ready_at_its_revision:
             for other in self.units.values():
@@ -382,7 +478,16 @@ class Agent:
                 del self.units[orphan.key]
 
     async def _remove_unit(self, state: UnitState) -> None:
-        """A unit left Git: delete what it owns (per its prune and deletionPolicy), then it."""
+        """A unit left Git: delete what it owns (per its prune and deletionPolicy, or by
+        uninstalling its release), then it."""
+        if state.definition.kind == HELMRELEASE:
+            problem = await releases.uninstall_release(
+                self.release_context, state.definition, state.release
+            )
+            if problem:
+                log.warning("uninstalling %s failed: %s", state.key, problem)
+            await self._forget_unit(state)
+            return
         spec = state.definition.kustomization.spec
         policy = spec.deletion_policy
         delete_objects = policy == "Delete" or (
@@ -401,13 +506,18 @@ class Agent:
                     report.failures,
                     extra={"unit": state.key},
                 )
+        await self._forget_unit(state)
+
+    async def _forget_unit(self, state: UnitState) -> None:
         del self.units[state.key]
         try:
             await self.store.delete(state.definition.resource_name)
         except KubeError as error:
             log.warning("could not delete Unit %s: %s", state.definition.resource_name, error)
 
-    async def _sync_sources(self, repositories: list[GitRepository]) -> None:
+    async def _sync_sources(
+        self, repositories: list[GitRepository], helm_repositories: list[HelmRepository]
+    ) -> None:
         for repository in repositories:
             try:
                 await self.sources.define(repository)
@@ -415,6 +525,11 @@ class Agent:
                 log.warning("cannot follow GitRepository %s: %s", repository.key, error)
                 continue
             self._start_polling(repository.key)
+        for helm_repository in helm_repositories:
+            try:
+                await self.charts.define(helm_repository)
+            except ChartSourceError as error:  # reported on the releases that use it
+                log.warning("cannot follow HelmRepository %s: %s", helm_repository.key, error)
 
     def _status(self, state: UnitState) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -428,6 +543,8 @@ class Agent:
             "warnings": state.warnings,
             "lastHandledReconcileAt": state.handled_request,
         }
+        if state.definition.kind == HELMRELEASE:
+            status["release"] = state.release.to_status(state.definition.release)
         if state.key == ROOT_KEY:
             tracked = self.sources.get(ROOT_SOURCE)
             if tracked is not None:
@@ -441,20 +558,24 @@ class Agent:
 
     def _spec(self, state: UnitState) -> dict[str, Any]:
         definition = state.definition
-        spec = definition.kustomization.spec
-        return {
-            "kind": "Kustomization",
+        common = {
+            "kind": definition.kind,
             "namespace": definition.key.namespace,
             "name": definition.key.name,
             "parent": str(definition.parent) if definition.parent else None,
             "file": definition.file,
-            "path": spec.path,
-            "source": str(self._source_key(definition)),
-            "interval": str(spec.interval),
-            "prune": spec.prune,
-            "wait": spec.wait,
+            "interval": str(definition.interval),
             "suspend": state.suspended,
             "dependsOn": [str(d) for d in definition.depends_on],
+        }
+        if isinstance(definition.model, HelmRelease):
+            return common | _release_spec(definition.model, self._source_key(definition))
+        spec = definition.model.spec
+        return common | {
+            "path": spec.path,
+            "source": str(self._source_key(definition)),
+            "prune": spec.prune,
+            "wait": spec.wait,
         }
 
     async def _save(self, state: UnitState) -> None:
@@ -463,24 +584,36 @@ class Agent:
             unit_api.UNIT_NAMESPACE_LABEL: state.key.namespace,
             unit_api.UNIT_NAME_LABEL: state.key.name,
         }
-        self.metrics.suspended.labels("Kustomization", *_parts(state.key)).set(
-            1 if state.suspended else 0
-        )
-        try:
-            await self.store.save(
-                state.definition.resource_name, self._spec(state), labels, self._status(state)
-            )
-        except KubeError as error:
-            log.warning("could not write status: %s", error, extra={"unit": state.key})
+        if state.key.kind != KUSTOMIZATION:
+            labels[unit_api.UNIT_KIND_LABEL] = state.key.kind
+        self.metrics.suspended.labels(*_labels(state.key)).set(1 if state.suspended else 0)
+        # One write at a time per unit: a drift correction and a reconcile finishing
+        # together must not land in the wrong order and leave the older status behind.
+        async with state.save_lock:
+            try:
+                await self.store.save(
+                    state.definition.resource_name, self._spec(state), labels, self._status(state)
+                )
+            except KubeError as error:
+                log.warning("could not write status: %s", error, extra={"unit": state.key})
 
     async def _on_live_change(self, event: str, key: ObjectKey, live: Object) -> None:
         """A watched object changed: if someone else changed what we applied, revert it."""
         labels = (live.get("metadata") or {}).get("labels") or {}
-        owner = NamespacedName(
-            labels.get(unit_api.UNIT_NAMESPACE_LABEL, ""), labels.get(unit_api.UNIT_NAME_LABEL, "")
+        owner = UnitKey(
+            labels.get(unit_api.UNIT_KIND_LABEL, KUSTOMIZATION),
+            labels.get(unit_api.UNIT_NAMESPACE_LABEL, ""),
+            labels.get(unit_api.UNIT_NAME_LABEL, ""),
         )
         state = self.units.get(owner)
-        if state is None or state.suspended or key in self.applier.in_flight:
+        if state is None or state.suspended:
+            return
+        if owner.kind == HELMRELEASE:
+            if key in state.release.objects:
+                assert self._tasks is not None
+                self._tasks.start_soon(self._check_release_object, state, key)
+            return
+        if key in self.applier.in_flight:
             return
         remembered = self.applier.state.get(key)
         if remembered is None:
@@ -525,9 +658,7 @@ class Agent:
         if not report.applied:
             return
         self.metrics.heal_duration.observe(time.monotonic() - seen)
-        self.metrics.drift_corrections.labels("Kustomization", *_parts(state.key)).inc()
-        state.drift_count += 1
-        state.last_drift = unit_api.now()
+        self._count_drift(state)
         by = f" by {who}" if who else ""
         message = f"{key} changed{by}; reverted: {'; '.join(changes) or 'fields changed'}"
         log.info("drift corrected: %s", message, extra={"unit": state.key, "object": key})
@@ -536,13 +667,40 @@ class Agent:
         )
         await self._save(state)
 
+    def _count_drift(self, state: UnitState) -> None:
+        self.metrics.drift_corrections.labels(*_labels(state.key)).inc()
+        state.drift_count += 1
+        state.last_drift = unit_api.now()
+
+    async def _check_release_object(self, state: UnitState, key: ObjectKey) -> None:
+        """A watched object of a release changed: correct or report it per driftDetection."""
+        if state.release.busy:
+            return  # helm is acting on the release: these are its own writes
+        seen = time.monotonic()
+        events: list[tuple[str, str, str]] = []
+        drift_before = dict(state.release.drift)
+        try:
+            findings = await releases.check_drift(
+                self.release_context, state.definition, state.release, only=key, events=events
+            )
+        except KubeError as error:
+            log.warning("drift check of %s failed: %s", key, error, extra={"unit": state.key})
+            return
+        for type_, reason, message in events:
+            log.info("%s: %s", reason, message, extra={"unit": state.key, "object": key})
+            await self.store.record_event(state.definition.resource_name, type_, reason, message)
+        if any(f.corrected for f in findings):
+            self.metrics.heal_duration.observe(time.monotonic() - seen)
+            self._count_drift(state)
+        if findings or drift_before != state.release.drift:
+            await self._save(state)
+
     async def _on_unit_change(self, event: str, key: ObjectKey, unit: Object) -> None:
         """A person asked something of a unit through its annotations."""
         if event == "DELETED":
             return
         annotations = unit["metadata"].get("annotations") or {}
-        spec = unit.get("spec") or {}
-        unit_key = NamespacedName(spec.get("namespace", ""), spec.get("name", ""))
+        unit_key = unit_defs.key_of_unit(unit)
         state = self.units.get(unit_key)
         if state is None:
             return
@@ -570,7 +728,7 @@ class Agent:
         """``fleet reconcile --with-source``: fetch the unit's source first, so the reconcile
         sees a commit pushed just before the request, as Flux's ``--with-source`` does."""
         source_key = self._source_key(state.definition)
-        if self.sources.get(source_key) is not None:
+        if source_key is not None and self.sources.get(source_key) is not None:
             await self._fetch(source_key)
         state.fetching_for = None
         state.requested = requested
@@ -580,6 +738,31 @@ class Agent:
 
 def _parts(key: NamespacedName) -> tuple[str, str]:
     return key.namespace, key.name
+
+
+def _labels(key: UnitKey) -> tuple[str, str, str]:
+    """Metric labels: kind, namespace, name (Flux's gotk_* label set)."""
+    return key.kind, key.namespace, key.name
+
+
+def _release_spec(release: HelmRelease, source: NamespacedName | None) -> dict[str, Any]:
+    """What ``fleet get units`` and ``kubectl get units`` show of a HelmRelease."""
+    chart = release.chart_spec
+    spec = release.spec
+    reference = chart.source_ref if chart else spec.chart_ref
+    origin = source or (
+        NamespacedName(reference.namespace or release.metadata.namespace, reference.name)
+        if reference
+        else None
+    )
+    return {
+        "chart": chart.chart if chart else None,
+        "version": chart.version if chart else None,
+        "source": f"{reference.kind}/{origin}" if reference and origin else None,
+        "releaseName": release.release_name,
+        "targetNamespace": release.release_namespace,
+        "driftDetection": spec.drift_detection.mode,
+    }
 
 
 def _counts(counts: Mapping[str, int]) -> str:

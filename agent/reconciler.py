@@ -22,7 +22,7 @@ import anyio
 
 from agent.applier import Applier
 from agent.livecache import LiveCache
-from agent.units import SplitRender, UnitDefinition, split_render
+from agent.units import KUSTOMIZATION, SplitRender, UnitDefinition, split_render
 from fleet.api import unit as unit_api
 from fleet.core import health, inventory
 from fleet.core.inventory import InventoryEntry
@@ -55,6 +55,11 @@ class Outcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     duration: float = 0.0
+    applied_revision: str | None = None
+    """What now runs, when that is not ``revision`` (a HelmRelease rolled back after a
+    failed upgrade); lastAppliedRevision moves to it."""
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    """Further Kubernetes Events to record (type, reason, message): remediations, drift."""
 
 
 @dataclasses.dataclass
@@ -144,15 +149,17 @@ def _crds_in(objects: Sequence[Object]) -> dict[tuple[str, str], bool]:
 def _owned_elsewhere(
     cache: LiveCache, objects: Sequence[Object], unit: UnitDefinition
 ) -> list[str]:
-    """Objects another unit of this agent already manages: applying them would start a war."""
+    """Objects another unit of this agent already manages (another Kustomization, or a
+    HelmRelease whose objects helm labelled): applying them would start a war."""
     mine = unit_labels(unit)
     problems = []
     for obj in objects:
         live = cache.get(ObjectKey.from_manifest(obj))
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         owner = labels.get(unit_api.UNIT_NAME_LABEL)
-        if owner and any(labels.get(k) != v for k, v in mine.items()):
-            other = f"{labels.get(unit_api.UNIT_NAMESPACE_LABEL)}/{owner}"
+        kind = labels.get(unit_api.UNIT_KIND_LABEL, KUSTOMIZATION)
+        if owner and (kind != unit.kind or any(labels.get(k) != v for k, v in mine.items())):
+            other = f"{kind} {labels.get(unit_api.UNIT_NAMESPACE_LABEL)}/{owner}"
             problems.append(f"{ObjectKey.from_manifest(obj)} is already managed by unit {other}")
     return problems
 
