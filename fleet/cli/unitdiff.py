@@ -23,7 +23,7 @@ import anyio
 
 from agent import reconciler
 from agent import units as unit_defs
-from agent.units import SplitRender, UnitDefinition
+from agent.units import SplitRender, UnitDefinition, UnitKey
 from fleet.api import unit as unit_api
 from fleet.cli import kubeargs, unitview
 from fleet.cli.kubeargs import CliError, progress
@@ -114,7 +114,7 @@ def _cluster_path(args: argparse.Namespace, units: Sequence[Mapping[str, Any]]) 
 def _target(name: str, units: Sequence[Mapping[str, Any]]) -> NamespacedName | str:
     """The key of the unit meant by NAME, or NAME itself when only a render can tell."""
     if name == unit_api.ROOT_UNIT:
-        return unit_defs.ROOT_KEY
+        return unit_defs.ROOT_KEY.namespaced_name
     namespace, slash, short = name.partition("/")
     if slash:
         return NamespacedName(namespace, short)
@@ -128,7 +128,7 @@ def _target(name: str, units: Sequence[Mapping[str, Any]]) -> NamespacedName | s
 
 def _is_target(definition: UnitDefinition, target: NamespacedName | str) -> bool:
     if isinstance(target, NamespacedName):
-        return definition.key == target
+        return definition.kind == "Kustomization" and definition.key.namespaced_name == target
     return target in (definition.key.name, definition.resource_name)
 
 
@@ -160,7 +160,7 @@ async def _locate(
         cluster_path,
     )
     pending = [root]
-    seen: set[NamespacedName] = set()
+    seen: set[UnitKey] = set()
     while pending:
         definition = pending.pop(0)
         if definition.key in seen:
@@ -361,9 +361,12 @@ def _unit_changes(
 ) -> list[Change]:
     """Child units this render adds or drops (the agent starts or removes them)."""
     parent = str(definition.key)
-    live = {unitview.unit_key(u) for u in units if (u.get("spec") or {}).get("parent") == parent}
-    rendered = {str(child.key) for child in split.children}
-    kind = unitview.UNIT_KIND_LABEL
-    return [Change(Action.ADD_UNIT, f"{kind}/{key}") for key in sorted(rendered - live)] + [
-        Change(Action.REMOVE_UNIT, f"{kind}/{key}") for key in sorted(live - rendered)
+    live = {
+        unitview.unit_label(str(u["metadata"]["name"]))
+        for u in units
+        if (u.get("spec") or {}).get("parent") == parent
+    }
+    rendered = {unitview.unit_label(child.resource_name) for child in split.units}
+    return [Change(Action.ADD_UNIT, label) for label in sorted(rendered - live)] + [
+        Change(Action.REMOVE_UNIT, label) for label in sorted(live - rendered)
     ]

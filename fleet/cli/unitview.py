@@ -17,7 +17,10 @@ from fleet.core.inventory import InventoryEntry, inventory_from_status
 Object = Mapping[str, Any]
 
 UNIT_KIND_LABEL = "Kustomization"
-"""Units stand for Flux Kustomizations, so trees and events name them as flux does."""
+"""Most units stand for Flux Kustomizations, so trees and events name them as flux does."""
+HELMRELEASE_KIND = "HelmRelease"
+_HELMRELEASE_PREFIX = "helmrelease."
+"""A HelmRelease's Unit is ``helmrelease.<namespace>.<name>`` (agent.units)."""
 
 
 class UnitLookupError(LookupError):
@@ -72,13 +75,33 @@ def age(timestamp: str | None, now: datetime.datetime) -> str:
     return format_age((now - when).total_seconds()) if when else "<unknown>"
 
 
+def _helmrelease(resource_name: str) -> tuple[str, str] | None:
+    """``(namespace, name)`` of a HelmRelease's Unit object name, else None."""
+    if not resource_name.startswith(_HELMRELEASE_PREFIX):
+        return None
+    namespace, dot, name = resource_name.removeprefix(_HELMRELEASE_PREFIX).partition(".")
+    return (namespace, name) if dot else None
+
+
 def display_name(resource_name: str) -> str:
-    """The name people use for a Unit object: ``root``, or the Kustomization's
-    ``namespace/name`` (the object is ``namespace.name``; namespaces never hold a dot)."""
+    """The name people use for a Unit object: ``root``, the Kustomization's
+    ``namespace/name`` (the object is ``namespace.name``; namespaces never hold a dot),
+    or ``helmrelease/namespace/name`` for a HelmRelease (as ``flux get all`` prefixes it)."""
     if resource_name == unit_api.ROOT_UNIT:
         return resource_name
+    release = _helmrelease(resource_name)
+    if release is not None:
+        return f"helmrelease/{release[0]}/{release[1]}"
     namespace, dot, name = resource_name.partition(".")
     return f"{namespace}/{name}" if dot else resource_name
+
+
+def unit_label(resource_name: str) -> str:
+    """Flux's ``Kind/namespace/name`` of the object a Unit stands for."""
+    release = _helmrelease(resource_name)
+    if release is not None:
+        return f"{HELMRELEASE_KIND}/{release[0]}/{release[1]}"
+    return f"{UNIT_KIND_LABEL}/{display_name(resource_name)}"
 
 
 def unit_name(unit: Object) -> str:
@@ -233,7 +256,7 @@ def event_row(event: Object, now: datetime.datetime) -> list[str]:
         age(event_time(event), now),
         str(event.get("type", "")),
         str(event.get("reason", "")),
-        f"{UNIT_KIND_LABEL}/{display_name(str(involved.get('name', '')))}",
+        unit_label(str(involved.get("name", ""))),
         _one_line(str(event.get("message", ""))),
     ]
 
@@ -276,15 +299,20 @@ def unit_tree(unit: Object, units: Sequence[Object]) -> TreeNode:
         if parent:
             children_of.setdefault(str(parent), []).append(other)
 
+    def label(node: Object) -> str:
+        return unit_label(str((node.get("metadata") or {}).get("name", "")))
+
     def build(node: Object, seen: frozenset[str]) -> TreeNode:
-        key = unit_key(node)
+        mine = label(node)
         owned = [TreeNode(entry_label(e)) for e in inventory_from_status(node.get("status"))]
+        # Only Kustomizations define child units; a HelmRelease may share their key.
+        parent = mine.startswith(f"{UNIT_KIND_LABEL}/")
         nested = [
-            build(child, seen | {key})
-            for child in sort_units(children_of.get(key, []))
-            if unit_key(child) not in seen | {key}
+            build(child, seen | {mine})
+            for child in sort_units(children_of.get(unit_key(node), []) if parent else [])
+            if label(child) not in seen | {mine}
         ]
-        return TreeNode(f"{UNIT_KIND_LABEL}/{unit_name(node)}", tuple(owned + nested))
+        return TreeNode(mine, tuple(owned + nested))
 
     return build(unit, frozenset())
 
@@ -315,10 +343,10 @@ def tree_summary(unit: Object, units: Sequence[Object]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     while pending:
         node, parent = pending.pop(0)
-        key = unit_key(node)
-        if key in seen:
+        label = unit_label(str((node.get("metadata") or {}).get("name", "")))
+        if label in seen:
             continue
-        seen.add(key)
+        seen.add(label)
         flat.append(
             {
                 "unit": unit_name(node),
@@ -335,5 +363,7 @@ def tree_summary(unit: Object, units: Sequence[Object]) -> list[dict[str, Any]]:
                 ],
             }
         )
-        pending.extend((child, unit_name(node)) for child in sort_units(children_of.get(key, [])))
+        if label.startswith(f"{UNIT_KIND_LABEL}/"):  # only Kustomizations define units
+            children = sort_units(children_of.get(unit_key(node), []))
+            pending.extend((child, unit_name(node)) for child in children)
     return flat
