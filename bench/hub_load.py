@@ -44,6 +44,18 @@ from hub.auth import issue_token
 from hub.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "hub_load.md"
+READING = """
+## Reading it
+
+- A fleet of N clusters needs N/30 reports/s; the steady rows say whether the hub keeps
+  up at that rate and with what latency, the saturation rows how much room is left.
+- Most reports are heartbeats: one `UPDATE` of the cluster's row (no BEGIN/COMMIT).
+  A changed report is one transaction: summary row, latest report, bounded history,
+  new events (deduplicated), change-feed entries; the seed rows are all changes.
+- PostgreSQL costs the hub more CPU per report than SQLite (driver work and round
+  trips to another process) and the server's own CPU comes on top on the same cores;
+  it is the option for several hub replicas, not for speed on one machine.
+"""
 REPORT_INTERVAL_SECONDS = 30.0
 CHANGE_EVERY = 10
 """One report in ten is a change; the rest are heartbeats."""
@@ -483,7 +495,7 @@ def markdown(
     for run in runs:
         size = f"{run.db_bytes / 1e6:.1f} MB" if run.db_bytes else "-"
         lines.append(f"| {run.backend} | {run.clusters:,} | {run.server_mean_ms:.2f} | {size} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + READING
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ one broken cluster cannot grow the hub's store without limit; ``clip_message`` a
 
 from __future__ import annotations
 
+import collections
 import datetime
 import hashlib
 import re
@@ -212,8 +213,8 @@ class ClusterReport(ReportModel):
     def _bounded_units(cls, value: list[UnitReport]) -> list[UnitReport]:
         if len(value) > MAX_UNITS:
             raise ValueError(f"the report lists {len(value)} units; the limit is {MAX_UNITS}")
-        keys = [unit.key for unit in value]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        counts = collections.Counter(unit.key for unit in value)
+        duplicates = sorted(key for key, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"units listed twice: {', '.join(duplicates)}")
         return value

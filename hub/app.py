@@ -164,7 +164,8 @@ async def reconcile(request: Request, hub: Hub, principal: Principal | None) -> 
     try:
         wanted = api.ReconcileRequest.model_validate_json(body or b"{}")
     except pydantic.ValidationError as error:
-        raise HubError(422, "invalid reconcile request", error.errors(include_url=False)) from None
+        problems = error.errors(include_url=False, include_input=False, include_context=False)
+        raise HubError(422, "invalid reconcile request", problems) from None
     name = request.path_params["name"]
     who = principal.subject if principal else "?"
     command = await hub.queue_reconcile(name, wanted.unit, wanted.source, f"requested by {who}")
