@@ -1,0 +1,1 @@
+"""One module per screen: overview, pipeline, cluster detail, events, and the dialogs."""

@@ -1,0 +1,1 @@
+"""The TUI's widgets; each screen composes them and talks to them through messages."""
