@@ -1,0 +1,165 @@
+"""A seeded real hub for the TUI tests: clusters report through the hub's own API.
+
+``Fleet`` makes one cluster token per cluster and PUTs reports as agents do; ``tui_app``
+builds the app against the hub with an admin token. Times are fixed relative to ``t0``
+(the moment seeding starts), and the app's clock is ``t0 + CLOCK_OFFSET``, so ages on
+screen do not depend on how long the test took to get there.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import httpx
+from textual.pilot import Pilot
+
+from fleet.report import ClusterReport, Event, UnitReport
+from hub.tui.app import FleetApp
+from hub.tui.client import HubClient
+from hub.tui.feed import HubSource
+from tests.hubserver import RunningHub, body_of, create_token, report
+
+OLD = "89abcdef0123456789abcdef0123456789abcdef"
+NEW = "0123456789abcdef0123456789abcdef01234567"
+CLOCK_OFFSET = datetime.timedelta(minutes=5, seconds=30)
+"""Reports arrive within a few seconds after t0, so every age reads '5m'."""
+
+FLEET: tuple[tuple[str, str], ...] = (
+    ("dev-1", "dev"),
+    ("dev-2", "dev"),
+    ("staging-1", "staging"),
+    ("staging-2", "staging"),
+    ("prod-1", "prod"),
+    ("prod-2", "prod"),
+    ("prod-3", "prod"),
+)
+
+
+def units(revision: str, *, failing: bool = False, count: int = 2) -> list[UnitReport]:
+    applied = f"main@sha1:{revision}"
+    made = [
+        UnitReport(
+            namespace="flux-system",
+            name="infra",
+            ready="True",
+            reason="ReconciliationSucceeded",
+            message="Applied revision",
+            last_applied_revision=applied,
+            inventory_size=12,
+        ),
+        UnitReport(
+            kind="HelmRelease",
+            namespace="apps",
+            name="web",
+            ready="False" if failing else "True",
+            reason="HealthCheckFailed" if failing else "ReconciliationSucceeded",
+            message="Deployment apps/web: 0/3 replicas available" if failing else "",
+            last_applied_revision=applied,
+            last_attempted_revision=applied,
+            inventory_size=7,
+            depends_on=["flux-system/infra"],
+            drift_count=1 if failing else 0,
+        ),
+    ]
+    return made[:count]
+
+
+@dataclass
+class Fleet:
+    """Agents of a test fleet, each with its own cluster token, reporting to ``hub``."""
+
+    hub: RunningHub
+    t0: datetime.datetime = field(
+        default_factory=lambda: datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    )
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, cluster: str) -> str:
+        if cluster not in self.tokens:
+            self.tokens[cluster] = create_token(self.hub.config.database, cluster)
+        return self.tokens[cluster]
+
+    def report(
+        self,
+        cluster: str,
+        env: str,
+        *,
+        revision: str = NEW,
+        failing: bool = False,
+        drift_minutes_ago: Sequence[int] = (),
+    ) -> ClusterReport:
+        events = [
+            Event(
+                time=self.t0 - datetime.timedelta(minutes=minutes),
+                type="Warning",
+                reason="DriftCorrected",
+                unit="apps/web",
+                object="apps/v1/Deployment/apps/web",
+                message="spec.replicas was changed outside Git; restored",
+            )
+            for minutes in drift_minutes_ago
+        ]
+        made = report(
+            cluster,
+            revision_sha=revision,
+            units=units(revision, failing=failing),
+            labels={"env": env},
+            reported_at=self.t0,
+            events=events,
+        )
+        return made.model_copy(update={"agent_version": "0.1.0"})
+
+    def put_sync(self, cluster_report: ClusterReport) -> None:
+        response = httpx.put(
+            f"{self.hub.url}/api/v1/clusters/{cluster_report.cluster}/report",
+            content=body_of(cluster_report),
+            headers={
+                "Authorization": f"Bearer {self.token(cluster_report.cluster)}",
+                "Content-Type": "application/json",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+
+    async def put(self, cluster_report: ClusterReport) -> None:
+        self.token(cluster_report.cluster)
+        await anyio.to_thread.run_sync(self.put_sync, cluster_report)
+
+    def seed(self) -> None:
+        """The standard fleet: staging-2 degraded with drift, prod still at OLD."""
+        for name, env in FLEET:
+            self.put_sync(
+                self.report(
+                    name,
+                    env,
+                    revision=OLD if env == "prod" else NEW,
+                    failing=name == "staging-2",
+                    drift_minutes_ago=(3, 40) if name == "staging-2" else (),
+                )
+            )
+
+    def clock(self) -> Callable[[], datetime.datetime]:
+        moment = self.t0 + CLOCK_OFFSET
+        return lambda: moment
+
+
+def tui_app(hub: RunningHub, clock: Callable[[], datetime.datetime] | None = None) -> FleetApp:
+    token = create_token(hub.config.database, "alice", role="admin")
+    source = HubSource(HubClient(hub.url, token, timeout=5), label="hub.test")
+    if clock is None:
+        return FleetApp(source, promotions_poll=0.5)
+    return FleetApp(source, clock=clock, promotions_poll=0.5)
+
+
+async def until(
+    pilot: Pilot[None], check: Callable[[], object], what: str, timeout: float = 15
+) -> None:
+    """Let the app run until ``check()`` is true; fail naming ``what``."""
+    with anyio.move_on_after(timeout):
+        while not check():
+            await pilot.pause(0.05)
+        return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
