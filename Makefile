@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv system-deps k8s-bin test test-unit lint typecheck demo clusters-up clusters-down clean
+.PHONY: all venv system-deps k8s-bin flux-bin test test-unit lint typecheck demo clusters-up clusters-down bench clean
 
 all: test
 
@@ -21,6 +21,10 @@ venv: $(STAMP)
 ## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm.
 k8s-bin:
 	$(PYTHON) -m fleet.localkube.toolchain
+
+## Build (or reuse) Flux's source-controller and kustomize-controller, for `make bench` only.
+flux-bin:
+	$(PYTHON) -m fleet.localkube.toolchain flux
 
 ## System packages the integration tests need: sshd for the Git-over-SSH tests, PostgreSQL
 ## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend.

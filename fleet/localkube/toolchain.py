@@ -4,6 +4,10 @@ Kubernetes, etcd, kwok, kustomize and helm are built through the Go module proxy
 the machine's own Go configuration. Each tool lands in ``<cache>/bin/<tool>-<version>/``
 and is rebuilt only when a binary is missing, so a warm cache costs nothing.
 
+Flux's source-controller and kustomize-controller (``FLUX_TOOLS``) are built the same way
+for the benchmarks only: ``python -m fleet.localkube.toolchain flux`` (``make flux-bin``).
+They are not part of the default set.
+
 This module uses the standard library only: ``make`` runs it before anything else is
 installed (``python3 -m fleet.localkube.toolchain``).
 """
@@ -33,6 +37,10 @@ KUSTOMIZE_VERSION = "v5.8.1"
 # contends with the agent's field manager on objects both touch; Helm 3's three-way merge
 # is also what Flux's helm-controller uses, so releases behave as Flux users expect.
 HELM_VERSION = "v3.20.2"
+# The newest Flux controllers whose go.mod accepts this machine's Go 1.26: v1.10.x of both
+# says `go 1.27.0`, v1.9.6 says `go 1.26.0`.
+FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.6"
+FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
 
 
 def cache_dir() -> Path:
@@ -76,6 +84,26 @@ KWOK = Tool("kwok", KWOK_VERSION, ("kwok",), files=("stages.yaml",))
 KUSTOMIZE = Tool("kustomize", KUSTOMIZE_VERSION, ("kustomize",))
 HELM = Tool("helm", HELM_VERSION, ("helm",))
 TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM)}
+"""The default set: what the tests and the demo need."""
+
+SOURCE_CONTROLLER = Tool(
+    "source-controller",
+    FLUX_SOURCE_CONTROLLER_VERSION,
+    ("source-controller",),
+    files=("crds.yaml",),
+)
+KUSTOMIZE_CONTROLLER = Tool(
+    "kustomize-controller",
+    FLUX_KUSTOMIZE_CONTROLLER_VERSION,
+    ("kustomize-controller",),
+    files=("crds.yaml",),
+)
+FLUX_TOOLS: tuple[Tool, ...] = (SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER)
+"""Flux's controllers, for the side-by-side benchmarks; ``crds.yaml`` holds their CRDs."""
+
+ALL_TOOLS: dict[str, Tool] = {**TOOLS, **{t.name: t for t in FLUX_TOOLS}}
+GROUPS: dict[str, tuple[Tool, ...]] = {"flux": FLUX_TOOLS}
+"""Names that stand for several tools on the command line."""
 
 
 class BuildError(RuntimeError):
@@ -84,7 +112,7 @@ class BuildError(RuntimeError):
 
 def binary(name: str) -> Path:
     """Path of a built binary by its file name, e.g. ``binary("kube-apiserver")``."""
-    for tool in TOOLS.values():
+    for tool in ALL_TOOLS.values():
         if name in tool.binaries:
             return tool.path(name)
     raise KeyError(f"no tool yields a binary named {name!r}")
@@ -256,12 +284,122 @@ def _write_kwok_stages(tool: Tool, workdir: Path, out: Path, env: dict[str, str]
     (out / "stages.yaml").write_text("\n---\n".join(documents) + "\n")
 
 
+def go_mod_replaces(go_mod: str) -> list[tuple[str, str]]:
+    """The ``replace`` directives of a go.mod as ``(old, new)`` pairs.
+
+    Each side is ``path`` or ``path version`` (one space), e.g.
+    ``("github.com/fluxcd/kustomize-controller/api", "./api")``.
+    """
+    entries: list[str] = []
+    in_block = False
+    for raw in go_mod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif line:
+                entries.append(line)
+        elif re.match(r"replace\b", line):
+            rest = line[len("replace") :].strip()
+            if rest == "(":
+                in_block = True
+            elif rest:
+                entries.append(rest)
+    pairs = []
+    for entry in entries:
+        old, arrow, new = entry.partition("=>")
+        if arrow:
+            pairs.append((" ".join(old.split()), " ".join(new.split())))
+    return pairs
+
+
+def wrapper_replaces(module: str, version: str, go_mod: str) -> list[str]:
+    """``go mod edit -replace`` arguments that rebuild ``module``'s own build list outside it.
+
+    A go.mod's replaces apply only in its own module, so a wrapper module mirrors them.
+    A local path (``<module>/api => ./api``) becomes the published submodule at the
+    same version; any other local path cannot be mirrored and is an error.
+    """
+    arguments = []
+    for old, new in go_mod_replaces(go_mod):
+        old_spec = old.replace(" ", "@")
+        if new.startswith(("./", "../")):
+            submodule = f"{module}/{new.removeprefix('./').rstrip('/')}"
+            if new.startswith("../") or old.split()[0] != submodule:
+                raise BuildError(f"{module}@{version}: cannot mirror local replace {old} => {new}")
+            arguments.append(f"-replace={old_spec}={submodule}@{version}")
+        else:
+            arguments.append(f"-replace={old_spec}={new.replace(' ', '@')}")
+    return arguments
+
+
+_FLUX_MODULES = {
+    "source-controller": "github.com/fluxcd/source-controller",
+    "kustomize-controller": "github.com/fluxcd/kustomize-controller",
+}
+
+# Dependencies pinned off the version upstream requires because the module proxy this
+# machine reaches refuses that version's zip ("403 This module version is not available"):
+# source-controller v1.9.6 requires github.com/fluxcd/pkg/artifact v0.18.3 (v0.18.2 is
+# refused too); v0.18.1 is the newest patch release of the same minor that is served.
+_FLUX_PINS: dict[str, tuple[str, ...]] = {
+    "source-controller": ("github.com/fluxcd/pkg/artifact@v0.18.1",),
+}
+
+
+def _build_flux_controller(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    """A Flux controller (main package at its module root) from a wrapper module."""
+    module = _FLUX_MODULES[tool.name]
+    _wrapper_module(workdir, tool.name)
+    info = json.loads(
+        _run(["go", "mod", "download", "-json", f"{module}@{tool.version}"], workdir, env)
+    )
+    if info.get("Error"):
+        raise BuildError(f"{module}@{tool.version}: {info['Error']}")
+    go_mod = Path(info["GoMod"]).read_text()
+    replaces = wrapper_replaces(module, tool.version, go_mod)
+    print(f"    mirroring {len(replaces)} replace directive(s) of {module}", flush=True)
+    for pin in _FLUX_PINS.get(tool.name, ()):
+        print(f"    pinning {pin} (upstream's version is not served)", flush=True)
+        replaces.append(f"-replace={pin.split('@')[0]}={pin}")
+    _run(["go", "mod", "edit", f"-require={module}@{tool.version}", *replaces], workdir, env)
+    _run(["go", "get", f"{module}@{tool.version}"], workdir, env)
+    _run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-tags",
+            "netgo,osusergo",
+            "-ldflags",
+            "-s -w",
+            "-o",
+            str(out / tool.binaries[0]),
+            module,
+        ],
+        workdir,
+        env,
+    )
+    _write_flux_crds(Path(info["Dir"]), out)
+
+
+def _write_flux_crds(module_dir: Path, out: Path) -> None:
+    """The controller's CRDs (``config/crd/bases/*.yaml``) as one multi-document file."""
+    files = sorted((module_dir / "config" / "crd" / "bases").glob("*.yaml"))
+    if not files:
+        raise BuildError(f"found no CRDs under {module_dir / 'config' / 'crd' / 'bases'}")
+    documents = [f.read_text().strip().removeprefix("---").strip() for f in files]
+    (out / "crds.yaml").write_text("---\n" + "\n---\n".join(documents) + "\n")
+
+
 _BUILDERS = {
     "kubernetes": _build_kubernetes,
     "etcd": _build_etcd,
     "kwok": _build_by_install,
     "kustomize": _build_by_install,
     "helm": _build_by_install,
+    "source-controller": _build_flux_controller,
+    "kustomize-controller": _build_flux_controller,
 }
 
 
@@ -303,16 +441,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tools",
         nargs="*",
         metavar="TOOL",
-        help=f"tools to build: {', '.join(TOOLS)} (default: all)",
+        help=f"tools to build: {', '.join(ALL_TOOLS)}, or `flux` for "
+        f"{' and '.join(t.name for t in FLUX_TOOLS)} (default: {', '.join(TOOLS)})",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     parser.add_argument(
         "--print-dir", action="store_true", help="print the cache folder of each tool and exit"
     )
     args = parser.parse_args(argv)
-    if unknown := [n for n in args.tools if n not in TOOLS]:
-        parser.error(f"unknown tool(s): {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
-    selected = [TOOLS[n] for n in (args.tools or TOOLS)]
+    choices = [*ALL_TOOLS, *GROUPS]
+    if unknown := [n for n in args.tools if n not in choices]:
+        parser.error(f"unknown tool(s): {', '.join(unknown)}; choose from {', '.join(choices)}")
+    selected: list[Tool] = []
+    for name in args.tools or TOOLS:
+        for tool in GROUPS.get(name) or (ALL_TOOLS[name],):
+            if tool not in selected:
+                selected.append(tool)
     if args.print_dir:
         for tool in selected:
             print(f"{tool.name}\t{tool.directory}")

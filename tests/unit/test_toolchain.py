@@ -64,3 +64,60 @@ def test_pseudo_versions_of_published_modules_are_not_staging() -> None:
         "require (\n\tk8s.io/utils v0.0.0-20250604170112-4c0f3b243397\n\tk8s.io/api v0.0.0\n)\n"
     )
     assert toolchain.staging_modules(go_mod) == ["k8s.io/api"]
+
+
+KUSTOMIZE_CONTROLLER_GO_MOD = """module github.com/fluxcd/kustomize-controller
+
+go 1.26.0
+
+replace github.com/fluxcd/kustomize-controller/api => ./api
+
+// Pin kustomize to v5.8.1
+replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.2022
+
+require (
+\tgithub.com/fluxcd/kustomize-controller/api v1.9.6
+\tsigs.k8s.io/kustomize/api v0.21.1
+)
+
+replace (
+\tsigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.21.1 // keep
+\tsigs.k8s.io/kustomize/kyaml v0.20.0 => sigs.k8s.io/kustomize/kyaml v0.21.1
+)
+"""
+
+
+def test_go_mod_replaces_reads_single_lines_and_blocks() -> None:
+    assert toolchain.go_mod_replaces(KUSTOMIZE_CONTROLLER_GO_MOD) == [
+        ("github.com/fluxcd/kustomize-controller/api", "./api"),
+        (
+            "github.com/opencontainers/go-digest",
+            "github.com/opencontainers/go-digest v1.0.1-0.2022",
+        ),
+        ("sigs.k8s.io/kustomize/api", "sigs.k8s.io/kustomize/api v0.21.1"),
+        ("sigs.k8s.io/kustomize/kyaml v0.20.0", "sigs.k8s.io/kustomize/kyaml v0.21.1"),
+    ]
+
+
+def test_wrapper_mirrors_replaces_and_publishes_the_local_api_module() -> None:
+    module = "github.com/fluxcd/kustomize-controller"
+    assert toolchain.wrapper_replaces(module, "v1.9.6", KUSTOMIZE_CONTROLLER_GO_MOD) == [
+        f"-replace={module}/api={module}/api@v1.9.6",
+        "-replace=github.com/opencontainers/go-digest="
+        "github.com/opencontainers/go-digest@v1.0.1-0.2022",
+        "-replace=sigs.k8s.io/kustomize/api=sigs.k8s.io/kustomize/api@v0.21.1",
+        "-replace=sigs.k8s.io/kustomize/kyaml@v0.20.0=sigs.k8s.io/kustomize/kyaml@v0.21.1",
+    ]
+
+
+def test_a_local_replace_of_another_module_cannot_be_mirrored() -> None:
+    go_mod = "replace example.com/other => ../other\n"
+    with pytest.raises(toolchain.BuildError, match="cannot mirror"):
+        toolchain.wrapper_replaces("github.com/fluxcd/source-controller", "v1.9.6", go_mod)
+
+
+def test_flux_tools_are_not_in_the_default_set_but_resolve_by_name() -> None:
+    for tool in toolchain.FLUX_TOOLS:
+        assert tool.name not in toolchain.TOOLS
+        assert "crds.yaml" in tool.files
+    assert toolchain.binary("kustomize-controller") == toolchain.KUSTOMIZE_CONTROLLER.path()
