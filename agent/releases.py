@@ -97,6 +97,8 @@ class ReleaseMemory:
     history: list[release.Revision] = dataclasses.field(default_factory=list)
     values_digest: str | None = None
     """Digest of the values of the last successful release."""
+    test_failure: str | None = None
+    """Why the last ``helm test`` failed when failures are ignored; None once one passes."""
     objects: dict[ObjectKey, objects.ReleaseObject] = dataclasses.field(default_factory=dict)
     baseline_for: str | None = None
     """The release revision and drift settings ``objects`` describe."""
@@ -147,6 +149,7 @@ class ReleaseMemory:
             "retriesLeft": "unlimited" if left is None else left,
             "lastFailureReason": self.last_reason,
             "lastFailure": self.last_message,
+            "ignoredTestFailure": self.test_failure,
             "history": [
                 {
                     "revision": r.revision,
@@ -516,12 +519,14 @@ async def _act(
 async def _test(run: _Run, action: str) -> HelmError | None:
     hr = run.hr
     timeout = (hr.spec.test.timeout or hr.spec.effective_timeout).total_seconds()
+    run.memory.test_failure = None
     try:
         await run.helm_run(commands.test(hr), "test", timeout)
     except HelmError as error:
         remediation = _remediation(hr, action)
         ignore = remediation.ignore_test_failures
         if ignore if ignore is not None else hr.spec.test.ignore_failures:
+            run.memory.test_failure = error.message
             run.warnings.append(f"helm test failed (ignored): {error.message}")
             return None
         return error

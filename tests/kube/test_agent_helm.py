@@ -67,6 +67,21 @@ spec:
 {{- end }}
 """
 
+SMOKE_TEST = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-smoke
+  annotations:
+    helm.sh/hook: test
+spec:
+  restartPolicy: Never
+  containers:
+    - name: smoke
+      image: busybox:1.36
+"""
+"""A test hook pod; on kwok it runs and never completes, so ``helm test`` fails."""
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft-07/schema#",
     "type": "object",
@@ -106,6 +121,8 @@ class ChartRepository:
         )
         (source / "values.schema.json").write_text(json.dumps(SCHEMA))
         (source / "templates" / "all.yaml").write_text(TEMPLATE)
+        (source / "templates" / "tests").mkdir()
+        (source / "templates" / "tests" / "smoke.yaml").write_text(SMOKE_TEST)
         run_helm("package", str(source), "--destination", str(self.served))
         run_helm("repo", "index", str(self.served), "--url", self.url)
 
@@ -858,3 +875,37 @@ async def test_a_release_left_pending_by_an_interrupted_helm_is_recovered(
         assert recovered and "stuck in pending-upgrade" in recovered[0]
         live = await kube.get("apps/v1", "Deployment", release, namespace)
         assert live is not None and not live["spec"]["template"]["spec"].get("nodeSelector")
+
+
+async def test_a_failing_helm_test_fails_the_release_unless_ignored(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    charts: ChartRepository,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    charts.publish("1.0.0")
+    repo.commit(
+        {
+            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
+            "clusters/dev/releases.yaml": dump(
+                helm_release("strict", namespace, test={"enable": True, "timeout": "2s"}),
+                helm_release(
+                    "lenient",
+                    namespace,
+                    test={"enable": True, "timeout": "2s", "ignoreFailures": True},
+                ),
+            ),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        strict = await release_status(kube, agent, "strict", reason="TestFailed", timeout=60)
+        message = ready_condition(strict)["message"]
+        assert f"Helm test failed for release {namespace}/{namespace}-strict" in message
+        assert "no retries left" in message
+        assert strict["release"]["installFailures"] == 1
+        lenient = await release_status(kube, agent, "lenient", reason="InstallSucceeded")
+        assert "timed out" in lenient["release"]["ignoredTestFailure"]
