@@ -30,14 +30,14 @@ READY_STYLE = {"True": ("✔", "green"), "False": ("✖", "bold red"), "Unknown"
 UNIT_COLUMNS = (
     view.Column("kind", "KIND", 13),
     view.Column("unit", "UNIT", 24),
-    view.Column("ready", "READY", 7),
+    view.Column("ready", "READY", 10),
     view.Column("reason", "REASON", 22),
-    view.Column("revision", "APPLIED", 9),
+    view.Column("revision", "APPLIED", 8),
     view.Column("inventory", "OBJECTS", 7),
     view.Column("drift", "DRIFT", 5),
     view.Column("run", "LAST RUN", 8),
-    view.Column("message", "MESSAGE", 0),
 )
+"""The message is long: it goes under the table, for the unit under the cursor."""
 
 
 def unit_cells(unit: UnitReport, now: datetime.datetime) -> tuple[view.Cell, ...]:
@@ -56,8 +56,27 @@ def unit_cells(unit: UnitReport, now: datetime.datetime) -> tuple[view.Cell, ...
         str(unit.inventory_size),
         Text(str(unit.drift_count), style="magenta" if unit.drift_count else "bright_black"),
         view.since(unit.last_reconcile_at, now) if unit.last_reconcile_at else "—",
-        Text(unit.message, style="red" if unit.ready == "False" else ""),
     )
+
+
+def unit_lines(unit: UnitReport) -> Text:
+    """The unit's Ready condition in full, and what it depends on."""
+    symbol, style = READY_STYLE[unit.ready]
+    text = Text.assemble(
+        (unit.key, "bold"),
+        f"  Ready={unit.ready} ",
+        (symbol, style),
+        f"  {unit.reason}",
+        ("  suspended" if unit.suspended else "", "blue"),
+    )
+    if unit.message:
+        text.append(f"\n{unit.message}", style="red" if unit.ready == "False" else "")
+    attempted = unit.last_attempted_revision
+    if attempted and not view.same_commit(attempted, unit.last_applied_revision):
+        text.append(f"\nattempted {view.short_sha(attempted)}", style="yellow")
+    if unit.depends_on:
+        text.append(f"\ndepends on {', '.join(unit.depends_on)}", style="bright_black")
+    return text
 
 
 def cluster_lines(detail: api.ClusterDetail, now: datetime.datetime) -> Text:
@@ -104,6 +123,7 @@ class ClusterScreen(FleetScreen):
         yield FleetHeader(f"Cluster {self.cluster}")
         yield Static(Text("loading…", style="bright_black"), id="cluster-info")
         yield KeyedTable(UNIT_COLUMNS, id="units")
+        yield Static(id="unit-detail")
         yield EventTable(show_cluster=False, id="cluster-events")
         yield Footer()
 
@@ -143,6 +163,7 @@ class ClusterScreen(FleetScreen):
         self.query_one("#cluster-info", Static).update(cluster_lines(detail, now))
         units = detail.report.units if detail.report else []
         self.query_one(KeyedTable).sync([(unit.key, unit_cells(unit, now)) for unit in units])
+        self._describe_unit()
         table = self.query_one(EventTable)
         if table.row_count == 0:
             table.replace(reversed(events), now)
@@ -163,3 +184,11 @@ class ClusterScreen(FleetScreen):
     @on(DataTable.RowSelected, "#units")
     def _unit_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
+
+    @on(DataTable.RowHighlighted, "#units")
+    def _describe_unit(self) -> None:
+        key = self.query_one(KeyedTable).selected
+        report = self.detail.report if self.detail else None
+        unit = next((u for u in report.units if u.key == key), None) if report else None
+        detail = self.query_one("#unit-detail", Static)
+        detail.update(unit_lines(unit) if unit else "")
