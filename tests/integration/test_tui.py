@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from fleet import sse
-from hub.config import HubConfig
 from hub.tui.app import FleetApp
 from hub.tui.screens.cluster import ClusterScreen
 from hub.tui.screens.events import EventsScreen
@@ -19,7 +18,7 @@ from hub.tui.widgets.event_table import EventTable
 from hub.tui.widgets.keyed_table import KeyedTable
 from hub.tui.widgets.summary_bar import SummaryBar
 from tests.hubserver import RunningHub, running_hub
-from tests.integration.tuikit import FLEET, NEW, OLD, Fleet, tui_app, until
+from tests.integration.tuikit import FLEET, NEW, OLD, Fleet, hub_config, tui_app, until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.anyio]
 SIZE = (120, 40)
@@ -27,15 +26,7 @@ SIZE = (120, 40)
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[RunningHub]:
-    config = HubConfig.model_validate(
-        {
-            "database": f"sqlite:///{tmp_path / 'hub.db'}",
-            "staleAfter": "1h",
-            "streamKeepalive": "1s",
-            "streamPoll": "1s",
-        }
-    )
-    with running_hub(config) as running:
+    with running_hub(hub_config(tmp_path)) as running:
         yield running
 
 
@@ -240,7 +231,9 @@ async def test_cluster_detail_shows_units_conditions_and_events(fleet: Fleet) ->
         assert str(units.get_cell("apps/web", "ready")) == "✖ False"
         assert str(units.get_cell("apps/web", "reason")) == "HealthCheckFailed"
         assert str(units.get_cell("apps/web", "inventory")) == "7"
-        assert "0/3 replicas" in str(units.get_cell("apps/web", "message"))
+        units.move_cursor(row=1)
+        await pilot.pause()
+        assert "0/3 replicas" in str(app.screen.query_one("#unit-detail").render())
         events = app.screen.query_one(EventTable)
         assert events.row_count == 2
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import httpx
 from textual.pilot import Pilot
 
 from fleet.report import ClusterReport, Event, UnitReport
+from hub.config import HubConfig
 from hub.tui.app import FleetApp
 from hub.tui.client import HubClient
 from hub.tui.feed import HubSource
@@ -137,13 +139,25 @@ class Fleet:
                     env,
                     revision=OLD if env == "prod" else NEW,
                     failing=name == "staging-2",
-                    drift_minutes_ago=(3, 40) if name == "staging-2" else (),
+                    drift_minutes_ago=(40, 3) if name == "staging-2" else (),
                 )
             )
 
     def clock(self) -> Callable[[], datetime.datetime]:
         moment = self.t0 + CLOCK_OFFSET
         return lambda: moment
+
+
+def hub_config(tmp_path: Path) -> HubConfig:
+    """SQLite in ``tmp_path``; nothing turns Stale during a test; streams notice quickly."""
+    return HubConfig.model_validate(
+        {
+            "database": f"sqlite:///{tmp_path / 'hub.db'}",
+            "staleAfter": "1h",
+            "streamKeepalive": "1s",
+            "streamPoll": "1s",
+        }
+    )
 
 
 def tui_app(hub: RunningHub, clock: Callable[[], datetime.datetime] | None = None) -> FleetApp:
