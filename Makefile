@@ -61,6 +61,11 @@ typecheck: venv
 demo: venv k8s-bin
 	$(BIN)/fleet demo up
 
+## MTTP of fleet, the floor and Flux at 100, 500 and 1,000 apps (bench/README.md). Long:
+## run it on a quiet machine.
+bench: venv k8s-bin flux-bin
+	$(BIN)/python -m bench.mttp --flux
+
 clusters-up: venv k8s-bin
 	$(BIN)/fleet dev clusters up dev staging prod
 

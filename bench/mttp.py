@@ -8,6 +8,9 @@ For each size (100, 500, 1,000 apps) and each run, on a fresh local control plan
   no-op resync of every unit, and drift heal latency over 100 out-of-band scales.
 - floor: the same rendered objects sent as concurrent server-side applies with nothing
   else to do, on another fresh control plane.
+- Flux (``--flux``): source-controller and kustomize-controller as local processes on
+  another fresh control plane, the same commits (``bench.flux``); adds Flux's MTTP, the
+  ratio fleet / Flux and both controllers' peak RSS.
 
 Writes a Markdown table (medians over the runs) to bench/results/mttp.md.
 Run: ``make bench`` or ``.venv/bin/python -m bench.mttp --apps 100 500 1000 --runs 3``.
@@ -32,6 +35,7 @@ from typing import Any
 import anyio
 
 from bench import workload
+from bench.flux import FluxRun, run_flux
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient, NotFound
 from fleet.localkube import toolchain
@@ -261,7 +265,12 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def write_results(fleet: dict[int, list[FleetRun]], floor: dict[int, list[float]], runs: int) -> str:
+def write_results(
+    fleet: dict[int, list[FleetRun]],
+    floor: dict[int, list[float]],
+    runs: int,
+    flux: dict[int, list[FluxRun]] | None = None,
+) -> str:
     lines = [
         "# MTTP benchmark: fleet vs the floor",
         "",
@@ -277,6 +286,15 @@ def write_results(fleet: dict[int, list[FleetRun]], floor: dict[int, list[float]
         "| apps | fleet MTTP | floor | fleet / floor | agent RSS idle | agent RSS peak | no-op resync (all units) | writes | dry-runs | reads | CPU | drift heal p50 | p99 |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if flux is not None:
+        lines[-2] += " Flux MTTP | fleet / Flux | Flux RSS peak (kustomize- + source-controller) |"
+        lines[-1] += " ---: | ---: | ---: |"
+        lines[2] += (
+            f" Flux: source-controller {toolchain.FLUX_SOURCE_CONTROLLER_VERSION} and "
+            f"kustomize-controller {toolchain.FLUX_KUSTOMIZE_CONTROLLER_VERSION} as local "
+            "processes on their own fresh control plane, the same repository over smart HTTP "
+            "(see bench/README.md); RSS is VmHWM."
+        )
     for apps, runs_ in sorted(fleet.items()):
         mttp = _median([r.mttp for r in runs_])
         floor_s = _median(floor.get(apps, [float("nan")]))
@@ -288,6 +306,13 @@ def write_results(fleet: dict[int, list[FleetRun]], floor: dict[int, list[float]
             f"| {_median([r.resync_cpu_seconds for r in runs_]):.1f} s "
             f"| {_median([r.heal_p50 for r in runs_]) * 1000:.0f} ms | {_median([r.heal_p99 for r in runs_]) * 1000:.0f} ms |"
         )
+        if flux is not None:
+            flux_runs = flux.get(apps, [])
+            flux_s = _median([r.mttp for r in flux_runs]) if flux_runs else float("nan")
+            kc = _median([r.rss_peak_kustomize_mib for r in flux_runs]) if flux_runs else 0.0
+            sc = _median([r.rss_peak_source_mib for r in flux_runs]) if flux_runs else 0.0
+            rss = f"{kc + sc:.0f} MiB ({kc:.0f} + {sc:.0f})"
+            lines[-1] += f" {flux_s:.1f} s | {mttp / flux_s:.2f}x | {rss} |"
     return "\n".join(lines) + "\n"
 
 
@@ -296,9 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--apps", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print, do not update results")
+    parser.add_argument(
+        "--flux", action="store_true", help="also run Flux on the same workload (bench.flux)"
+    )
     args = parser.parse_args(argv)
     fleet: dict[int, list[FleetRun]] = {}
     floor: dict[int, list[float]] = {}
+    flux: dict[int, list[FluxRun]] | None = {} if args.flux else None
     for apps in args.apps:
         for run in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="fleet-bench-") as scratch:
@@ -309,7 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seconds = anyio.run(run_floor, apps, Path(scratch))
                 floor.setdefault(apps, []).append(seconds)
                 print(f"floor {apps} apps, run {run + 1}: {seconds:.2f}s", flush=True)
-    table = write_results(fleet, floor, args.runs)
+            if flux is not None:
+                with tempfile.TemporaryDirectory(prefix="fleet-flux-") as scratch:
+                    flux_run = anyio.run(run_flux, apps, Path(scratch))
+                    flux.setdefault(apps, []).append(flux_run)
+                    print(f"run {run + 1}: {flux_run.summary()}", flush=True)
+    table = write_results(fleet, floor, args.runs, flux)
     print(table)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
