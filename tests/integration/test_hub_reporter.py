@@ -64,7 +64,7 @@ async def test_reporter_delivers_on_change_and_heartbeats_in_between(hub: Runnin
         first_seen = listed(hub, admin, "dev")
         assert first_seen is not None and first_seen["health"] == "Ready"
 
-        await anyio.sleep(1.0)
+        await anyio.sleep(1.2)
 
         later = listed(hub, admin, "dev")
         assert later is not None and str(later["lastReportAt"]) > str(first_seen["lastReportAt"])
