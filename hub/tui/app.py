@@ -37,6 +37,9 @@ NOT_CONFIGURED = "promotion not configured on this hub"
 PROMOTIONS_POLL_SECONDS = 5.0
 """The stream carries cluster changes, not gate timers (soak ends with no event)."""
 
+NOT_IN_HELP = {"focus_next", "focus_previous", "screen.copy_text", "copy_text"}
+"""Textual's own keys: they work as everywhere, the help lists fleet's."""
+
 WAVE_ACTIONS = {
     "approve": "Approve",
     "pause": "Pause",
@@ -95,6 +98,7 @@ class FleetApp(App[None]):
     def on_mount(self) -> None:
         self.follow_fleet()
         if not self.source.read_only:
+            self.refresh_promotions()
             self.set_interval(self.promotions_poll, self.refresh_promotions)
 
     async def on_unmount(self) -> None:
@@ -191,9 +195,9 @@ class FleetApp(App[None]):
                 f"Now: {wave.reason or wave.action}"
             )
         elif action == "rollback":
-            if not wave.last_good:
+            if not wave.last_good or view.same_commit(wave.last_good, wave.revision):
                 self.notify(
-                    f"{wave.name}: no last good revision to roll back to", severity="warning"
+                    f"{wave.name}: no older good revision to roll back to", severity="warning"
                 )
                 return
             argument = wave.last_good
@@ -248,9 +252,10 @@ class FleetApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, ModalScreen):
             return
-        keys = [
-            (binding.key_display or self.get_key_display(binding), binding.description)
-            for (_, binding, enabled, _tooltip) in self.screen.active_bindings.values()
-            if binding.description and enabled
-        ]
-        self.push_screen(HelpScreen(keys))
+        keys: dict[str, str] = {}
+        for _, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            key = binding.key_display or self.get_key_display(binding)
+            textual_own = binding.action in NOT_IN_HELP or binding.key.startswith("ctrl+")
+            if enabled and binding.description and not textual_own:
+                keys.setdefault(binding.description, key)
+        self.push_screen(HelpScreen([(key, what) for what, key in keys.items()]))

@@ -29,8 +29,8 @@ MAX_LISTED_CLUSTERS = 40
 class PipelineScreen(FleetScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("left", "focus_previous", "Previous wave", show=False),
-        Binding("right", "focus_next", "Next wave", show=False),
+        Binding("left", "step(-1)", "Previous wave", show=False),
+        Binding("right", "step(1)", "Next wave", show=False),
         Binding("a", "wave('approve')", "Approve"),
         Binding("p", "wave('pause')", "Pause"),
         Binding("u", "wave('resume')", "Resume"),
@@ -146,6 +146,14 @@ class PipelineScreen(FleetScreen):
         if len(wave.clusters) > MAX_LISTED_CLUSTERS:
             text.append(f"  … and {len(wave.clusters) - MAX_LISTED_CLUSTERS} more\n")
         detail.update(text)
+
+    def action_step(self, delta: int) -> None:
+        cards = [card for card in self.query(WaveCard) if card.wave is not None]
+        if not cards:
+            return
+        names = [card.wave.name for card in cards if card.wave]
+        index = names.index(self.selected) if self.selected in names else 0
+        cards[max(0, min(len(cards) - 1, index + delta))].focus()
 
     def action_wave(self, action: str) -> None:
         if self.selected is None:
