@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,16 +10,29 @@ import anyio
 import httpx
 import pytest
 
+from agent.reporters import GitStatusReporter
 from fleet import sse
+from fleet.localkube.gitserver import git_daemon
 from hub.tui.app import FleetApp
+from hub.tui.feed import StatusBranchSource
 from hub.tui.screens.cluster import ClusterScreen
 from hub.tui.screens.events import EventsScreen
 from hub.tui.widgets.cluster_table import ClusterTable
 from hub.tui.widgets.event_table import EventTable
 from hub.tui.widgets.keyed_table import KeyedTable
 from hub.tui.widgets.summary_bar import SummaryBar
+from tests.gitservers import served_repo
 from tests.hubserver import RunningHub, running_hub
-from tests.integration.tuikit import FLEET, NEW, OLD, Fleet, hub_config, tui_app, until
+from tests.integration.tuikit import (
+    FLEET,
+    NEW,
+    OLD,
+    Fleet,
+    cluster_report,
+    hub_config,
+    tui_app,
+    until,
+)
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.anyio]
 SIZE = (120, 40)
@@ -294,3 +308,35 @@ async def promotions_configured(fleet: Fleet) -> bool:
             f"{fleet.hub.url}/api/v1/promotions", headers={"Authorization": f"Bearer {token}"}
         )
     return response.status_code not in (404, 405)
+
+
+async def test_read_only_mode_follows_the_status_branch(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    clone = served_repo(served, "fleet.git")
+    clone.commit({"clusters/dev/kustomization.yaml": "resources: []\n"}, message="fleet")
+    clone.push("main")
+    with git_daemon(served) as daemon:
+        url = daemon.url("fleet.git")
+        reporters = {
+            name: GitStatusReporter(url, name, cache_dir=tmp_path / name)
+            for name in ("dev", "prod")
+        }
+        t0 = datetime.datetime.now(datetime.UTC)
+        for name, reporter in reporters.items():
+            await anyio.to_thread.run_sync(reporter.publish, cluster_report(name, name, t0))
+        app = FleetApp(StatusBranchSource.for_repo(url, "fleet-status", interval=0.3))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.loaded, "the status branch")
+            assert rows(app) == ["dev", "prod"]
+            assert app.connection.state == "read-only"
+
+            failing = cluster_report("prod", "prod", t0, failing=True)
+            await anyio.to_thread.run_sync(reporters["prod"].publish, failing)
+            await until(pilot, lambda: cell(app, "prod", "health") == "✖ Degraded", "prod degraded")
+
+            table(app).focus()
+            await pilot.press("r")
+            await pilot.pause()
+            # Textual keeps its toasts private; the message is what the user reads.
+            assert any("read-only" in n.message for n in app._notifications)

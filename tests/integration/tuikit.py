@@ -69,6 +69,38 @@ def units(revision: str, *, failing: bool = False, count: int = 2) -> list[UnitR
     return made[:count]
 
 
+def cluster_report(
+    cluster: str,
+    env: str,
+    t0: datetime.datetime,
+    *,
+    revision: str = NEW,
+    failing: bool = False,
+    drift_minutes_ago: Sequence[int] = (),
+) -> ClusterReport:
+    """Two units (one failing when asked), drift events some minutes before ``t0``."""
+    events = [
+        Event(
+            time=t0 - datetime.timedelta(minutes=minutes),
+            type="Warning",
+            reason="DriftCorrected",
+            unit="apps/web",
+            object="apps/v1/Deployment/apps/web",
+            message="spec.replicas was changed outside Git; restored",
+        )
+        for minutes in drift_minutes_ago
+    ]
+    made = report(
+        cluster,
+        revision_sha=revision,
+        units=units(revision, failing=failing),
+        labels={"env": env},
+        reported_at=t0,
+        events=events,
+    )
+    return made.model_copy(update={"agent_version": "0.1.0"})
+
+
 @dataclass
 class Fleet:
     """Agents of a test fleet, each with its own cluster token, reporting to ``hub``."""
@@ -93,42 +125,30 @@ class Fleet:
         failing: bool = False,
         drift_minutes_ago: Sequence[int] = (),
     ) -> ClusterReport:
-        events = [
-            Event(
-                time=self.t0 - datetime.timedelta(minutes=minutes),
-                type="Warning",
-                reason="DriftCorrected",
-                unit="apps/web",
-                object="apps/v1/Deployment/apps/web",
-                message="spec.replicas was changed outside Git; restored",
-            )
-            for minutes in drift_minutes_ago
-        ]
-        made = report(
+        return cluster_report(
             cluster,
-            revision_sha=revision,
-            units=units(revision, failing=failing),
-            labels={"env": env},
-            reported_at=self.t0,
-            events=events,
+            env,
+            self.t0,
+            revision=revision,
+            failing=failing,
+            drift_minutes_ago=drift_minutes_ago,
         )
-        return made.model_copy(update={"agent_version": "0.1.0"})
 
-    def put_sync(self, cluster_report: ClusterReport) -> None:
+    def put_sync(self, made: ClusterReport) -> None:
         response = httpx.put(
-            f"{self.hub.url}/api/v1/clusters/{cluster_report.cluster}/report",
-            content=body_of(cluster_report),
+            f"{self.hub.url}/api/v1/clusters/{made.cluster}/report",
+            content=body_of(made),
             headers={
-                "Authorization": f"Bearer {self.token(cluster_report.cluster)}",
+                "Authorization": f"Bearer {self.token(made.cluster)}",
                 "Content-Type": "application/json",
             },
             timeout=10,
         )
         assert response.status_code == 200, response.text
 
-    async def put(self, cluster_report: ClusterReport) -> None:
-        self.token(cluster_report.cluster)
-        await anyio.to_thread.run_sync(self.put_sync, cluster_report)
+    async def put(self, made: ClusterReport) -> None:
+        self.token(made.cluster)
+        await anyio.to_thread.run_sync(self.put_sync, made)
 
     def seed(self) -> None:
         """The standard fleet: staging-2 degraded with drift, prod still at OLD."""
