@@ -175,9 +175,13 @@ async def reconcile(request: Request, hub: Hub, principal: Principal | None) -> 
 async def stream(request: Request, hub: Hub, principal: Principal | None) -> Response:
     resume = _resume_from(request)
     start = await hub.store.last_change_id() if resume is None else resume
+    oldest = await hub.store.oldest_change_id() if resume is not None else None
+    # The feed is bounded: a client further behind than it reaches has missed changes.
+    missed = oldest is not None and start < oldest - 1
 
     async def events() -> AsyncIterator[bytes]:
-        yield sse.format_event("{}", event="ready", id=start, retry_ms=STREAM_RETRY_MS)
+        kind = "reset" if missed else "ready"
+        yield sse.format_event("{}", event=kind, id=start, retry_ms=STREAM_RETRY_MS)
         async for item in hub.change_stream(start):
             if item is None:
                 yield sse.format_comment("keepalive")
@@ -333,9 +337,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400,),
         description="First a `ready` event whose id is the starting position; then "
         "`cluster-updated` and `event` events. Reconnect with Last-Event-ID to resume "
-        "without gaps.",
+        "without gaps; if the hub no longer holds changes that far back, the first event is "
+        "`reset` instead of `ready`: re-read the cluster list, then follow the stream.",
         stream_events={
             "ready": None,
+            "reset": None,
             "cluster-updated": api.StreamChange,
             "event": api.StreamEvent,
         },

@@ -535,6 +535,13 @@ class Store:
         )
         return [_feed(row) for row in rows]
 
+    async def oldest_change_id(self) -> int | None:
+        rows = await self.database.run(
+            lambda c: c.execute("SELECT MIN(id) AS id FROM changes"), write=False
+        )
+        oldest = rows[0]["id"]
+        return int(oldest) if oldest is not None else None
+
     async def last_change_id(self) -> int:
         rows = await self.database.run(
             lambda c: c.execute("SELECT MAX(id) AS id FROM changes"), write=False

@@ -13,6 +13,7 @@ from fleet import sse
 from fleet.report import UnitReport
 from hub.app import ENDPOINTS
 from hub.config import HubConfig
+from hub.store import Store
 from tests.hubserver import (
     RunningHub,
     body_of,
@@ -323,3 +324,24 @@ def test_metrics_report_fleet_gauges(hub: RunningHub, admin: httpx.Client) -> No
     assert "fleet_hub_units_not_ready 0.0" in text
     assert "fleet_hub_clusters_stale 0.0" in text
     assert "fleet_hub_ingest_duration_seconds_count 1.0" in text
+
+
+def test_stream_says_reset_when_the_client_is_further_behind_than_the_feed_reaches(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    agent = agent_client(hub, "dev")
+    for sha in ("a", "b", "c"):
+        put(agent, "dev", body_of(report("dev", revision_sha=sha * 40)))
+    store = Store.open(hub.config.database)
+    try:
+        # What the hub's pruning does to a feed longer than it keeps.
+        store.database.run_sync(lambda c: c.execute("DELETE FROM changes WHERE id <= 2"))
+    finally:
+        store.close()
+
+    parser = sse.EventStreamParser()
+    with admin.stream("GET", "/api/v1/stream", headers={"Last-Event-ID": "0"}, timeout=10) as s:
+        events = _until(parser, s.iter_lines(), "cluster-updated")
+
+    assert [e.event for e in events] == ["reset", "cluster-updated"]
+    assert json.loads(events[1].data)["cluster"]["revision"] == f"main@sha1:{'c' * 40}"
