@@ -22,6 +22,17 @@ class ClusterDetail(ReportModel):
     """The latest report as received; None until the cluster first reported."""
 
 
+class HistoryEntry(ReportModel):
+    received_at: str
+    digest: str
+    report: ClusterReport
+
+
+class ReportHistory(ReportModel):
+    items: list[HistoryEntry]
+    """Changed reports, newest first (heartbeats are not kept)."""
+
+
 class EventRecord(ReportModel):
     id: int
     """Increasing per hub database; pass the smallest you have as ``before`` to page back."""

@@ -148,6 +148,12 @@ async def cluster_events(request: Request, hub: Hub, principal: Principal | None
     return _json(await hub.events(request.path_params["name"], limit, before))
 
 
+async def cluster_history(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    limit = _int_query(request, "limit", 10, low=1, high=1000)
+    assert limit is not None
+    return _json(await hub.history(request.path_params["name"], limit))
+
+
 async def fleet_events(request: Request, hub: Hub, principal: Principal | None) -> Response:
     limit = _int_query(request, "limit", DEFAULT_EVENT_LIMIT, low=1, high=MAX_EVENT_LIMIT)
     before = _int_query(request, "before", None, low=1, high=2**62)
@@ -306,6 +312,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         api.EventList,
         query=_LIMITS,
+        errors=(400, 404),
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/clusters/{{name}}/history",
+        cluster_history,
+        "A cluster's changed reports, newest first",
+        "read",
+        api.ReportHistory,
+        query=(("limit", "integer", "at most this many reports (1-1000, default 10)"),),
         errors=(400, 404),
     ),
     Endpoint(

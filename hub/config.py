@@ -141,6 +141,8 @@ class HubConfig(ConfigModel):
     sweep_interval: PositiveDuration | None = None
     """How often stale clusters are looked for; default: a third of ``staleAfter``, <= 10 s."""
     event_retention: PositiveDuration = datetime.timedelta(days=7)
+    report_history: int = pydantic.Field(default=10, ge=1, le=1000)
+    """Changed reports kept per cluster (a report is ~5 KB; heartbeats are not kept)."""
     token_cache_ttl: Duration = datetime.timedelta(seconds=5)
     """How long a checked token is trusted without asking the database again: a revoked
     token is refused by every replica within this time. 0 looks up every request."""

@@ -29,7 +29,7 @@ class HubServer(uvicorn.Server):
 
 def make_server(config: HubConfig, *, log_level: str = "info") -> HubServer:
     """A ready-to-run server; the store opens now, so a bad database URL fails early."""
-    store = Store.open(config.database)
+    store = Store.open(config.database, history_per_cluster=config.report_history)
     hub = Hub(config, store)
     host, port = config.listen_host_port
     uvicorn_config = uvicorn.Config(

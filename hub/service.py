@@ -88,13 +88,18 @@ def _utc(timestamp: float | None) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
 
 
+def _iso(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def event_record(event: StoredEvent) -> api.EventRecord:
-    time_text = datetime.datetime.fromtimestamp(event.time, datetime.UTC).isoformat()
+    time_text = _iso(event.time)
     kind: Literal["Normal", "Warning"] = "Warning" if event.type == "Warning" else "Normal"
     return api.EventRecord(
         id=event.id,
         cluster=event.cluster,
-        time=time_text.replace("+00:00", "Z"),
+        time=time_text,
         type=kind,
         reason=event.reason,
         unit=event.unit,
@@ -334,6 +339,21 @@ class Hub:
         body = await self.store.latest_report(name)
         report = ClusterReport.model_validate_json(body) if body else None
         return api.ClusterDetail(cluster=self.summary_of(record, now), report=report)
+
+    async def history(self, name: str, limit: int) -> api.ReportHistory:
+        if await self.store.get_cluster(name, 0) is None:
+            raise HubError(404, f"no cluster {name!r}")
+        rows = await self.store.report_history(name, limit)
+        return api.ReportHistory(
+            items=[
+                api.HistoryEntry(
+                    received_at=_iso(received_at),
+                    digest=digest,
+                    report=ClusterReport.model_validate_json(body),
+                )
+                for received_at, digest, body in rows
+            ]
+        )
 
     async def events(self, name: str | None, limit: int, before: int | None) -> api.EventList:
         if name is not None and await self.store.get_cluster(name, 0) is None:

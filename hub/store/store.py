@@ -17,8 +17,9 @@ from typing import Any
 from hub.store import schema
 from hub.store.database import Connection, Database, Row, StoreError, open_database
 
-HISTORY_PER_CLUSTER = 20
-"""Changed reports kept per cluster: enough to see what a cluster went through today."""
+DEFAULT_HISTORY_PER_CLUSTER = 10
+"""Changed reports kept per cluster: enough to see what a cluster went through lately,
+without a 10,000-cluster fleet's store growing past a few hundred MB."""
 EVENTS_PER_CLUSTER = 1000
 CHANGES_KEPT = 10_000
 """SSE clients further behind than this re-read the cluster list instead of resuming."""
@@ -225,12 +226,15 @@ def _feed(row: Row) -> FeedItem:
 class Store:
     """The hub's persistent state over SQLite or PostgreSQL (see ``hub.store.database``)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, *, history_per_cluster: int = DEFAULT_HISTORY_PER_CLUSTER
+    ) -> None:
         self.database = database
+        self.history_per_cluster = history_per_cluster
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(open_database(url))
+    def open(cls, url: str, *, history_per_cluster: int = DEFAULT_HISTORY_PER_CLUSTER) -> Store:
+        return cls(open_database(url), history_per_cluster=history_per_cluster)
 
     @property
     def url(self) -> str:
@@ -411,7 +415,7 @@ class Store:
             "INSERT INTO report_history (cluster, received_at, digest, body) VALUES (?, ?, ?, ?)",
             (ingest.cluster, ingest.received_at, ingest.digest, content.body),
         )
-        _keep_newest(connection, "report_history", ingest.cluster, HISTORY_PER_CLUSTER)
+        _keep_newest(connection, "report_history", ingest.cluster, self.history_per_cluster)
         new_events = [
             _event(row)
             for event in content.events

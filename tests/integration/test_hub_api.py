@@ -97,6 +97,9 @@ def test_ingest_lists_cluster_ready_and_heartbeat_is_not_a_change(
     detail = admin.get("/api/v1/clusters/dev").json()
     assert detail["report"]["source"]["url"] == "https://bot:***@git.example.com/fleet.git"
     assert detail["report"]["units"][0]["name"] == "apps"
+    history = admin.get("/api/v1/clusters/dev/history").json()["items"]
+    assert len(history) == 1, "a heartbeat is not history"
+    assert history[0]["digest"] == first.json()["digest"]
 
 
 def test_unit_not_ready_makes_cluster_degraded_with_its_message(
