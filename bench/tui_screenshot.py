@@ -27,7 +27,7 @@ from hub.tui.screens.pipeline import PipelineScreen
 WAIT_SECONDS = 20.0
 
 
-async def _settle(pilot: Pilot[None], app: FleetApp, check: str) -> None:
+async def _settle(pilot: Pilot[object], app: FleetApp, check: str) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if check == "loaded" and app.loaded and app.promotions_read:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    async def shoot(pilot: Pilot[None]) -> None:
+    async def shoot(pilot: Pilot[object]) -> None:
         await _settle(pilot, app, "loaded")
         written.append(Path(app.save_screenshot("tui-overview.svg", str(args.out))))
         await pilot.press("w")
