@@ -39,7 +39,9 @@ from hub.tui.client import (
     WaveStatus,
 )
 
-ConnectionState = Literal["connecting", "connected", "reconnecting", "unreachable", "read-only"]
+ConnectionState = Literal[
+    "connecting", "connected", "reconnecting", "unreachable", "refused", "read-only"
+]
 UNREACHABLE_AFTER = 3
 """Failed attempts in a row before 'reconnecting' becomes 'hub unreachable'."""
 BACKOFF_SECONDS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -157,7 +159,7 @@ class HubSource:
                     "unreachable" if failures >= UNREACHABLE_AFTER else "reconnecting"
                 )
                 if not isinstance(error, HubUnreachable):
-                    state = "unreachable"
+                    state = "refused"  # a bad or revoked token: retrying is still right
                 yield Connection(state, str(error), failures)
             await anyio.sleep(backoff(failures))
 

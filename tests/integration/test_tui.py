@@ -14,7 +14,8 @@ from agent.reporters import GitStatusReporter
 from fleet import sse
 from fleet.localkube.gitserver import git_daemon
 from hub.tui.app import FleetApp
-from hub.tui.feed import StatusBranchSource
+from hub.tui.client import HubClient
+from hub.tui.feed import HubSource, StatusBranchSource
 from hub.tui.screens.cluster import ClusterScreen
 from hub.tui.screens.events import EventsScreen
 from hub.tui.widgets.cluster_table import ClusterTable
@@ -22,7 +23,7 @@ from hub.tui.widgets.event_table import EventTable
 from hub.tui.widgets.keyed_table import KeyedTable
 from hub.tui.widgets.summary_bar import SummaryBar
 from tests.gitservers import served_repo
-from tests.hubserver import RunningHub, running_hub
+from tests.hubserver import RunningHub, create_token, revoke_tokens, running_hub
 from tests.integration.tuikit import (
     FLEET,
     NEW,
@@ -340,3 +341,37 @@ async def test_read_only_mode_follows_the_status_branch(tmp_path: Path) -> None:
             await pilot.pause()
             # Textual keeps its toasts private; the message is what the user reads.
             assert any("read-only" in n.message for n in app._notifications)
+
+
+async def test_a_cluster_moving_to_another_wave_moves_to_its_group(fleet: Fleet) -> None:
+    app = tui_app(fleet.hub, fleet.clock())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.loaded, "the first load")
+        shown = table(app)
+        shown.focus()
+        shown.move_cursor(row=2)
+        assert shown.selected == "staging-1"
+
+        await fleet.put(fleet.report("dev-2", "prod"))
+        await until(pilot, lambda: cell(app, "dev-2", "wave") == "prod", "dev-2 in prod")
+
+        assert rows(app) == [
+            "dev-1",
+            "staging-1",
+            "staging-2",
+            "dev-2",
+            "prod-1",
+            "prod-2",
+            "prod-3",
+        ]
+        assert shown.selected == "staging-1"
+
+
+async def test_a_revoked_token_shows_as_refused(hub: RunningHub) -> None:
+    token = create_token(hub.config.database, "mallory", role="read-only")
+    revoke_tokens(hub.config.database, "mallory")
+    app = FleetApp(HubSource(HubClient(hub.url, token, timeout=5), label="hub.test"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.connection.state == "refused", "refused")
+        assert "401" in app.connection.detail
+        assert "refused by the hub" in str(app.screen.query_one("ConnectionStatus").render())

@@ -21,6 +21,7 @@ from hub.tui import view
 from hub.tui.state import FleetState
 
 COLUMN_KEYS = tuple(column.key for column in view.COLUMNS)
+WAVE_COLUMN = COLUMN_KEYS.index("wave")
 
 
 class ClusterTable(DataTable[view.Cell]):
@@ -93,6 +94,9 @@ class ClusterTable(DataTable[view.Cell]):
                 if before != after:
                     self.update_cell(name, key, after)
             self._cells[name] = cells
+            # A cluster that changed wave belongs in another group; other changes keep
+            # the row where it is, even when the sort column changed (``s`` re-sorts).
+            moved = moved or old[WAVE_COLUMN] != cells[WAVE_COLUMN]
         if moved:
             self._reorder()
             self._restore_cursor(keep)

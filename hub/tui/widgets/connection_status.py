@@ -13,6 +13,7 @@ STATE_STYLE: dict[str, tuple[str, str, str]] = {
     "connected": ("●", "connected", "green"),
     "reconnecting": ("◌", "reconnecting", "yellow"),
     "unreachable": ("✖", "hub unreachable", "bold red"),
+    "refused": ("✖", "refused by the hub", "bold red"),
     "read-only": ("●", "read-only", "cyan"),
 }
 
