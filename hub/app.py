@@ -186,8 +186,9 @@ async def stream(request: Request, hub: Hub, principal: Principal | None) -> Res
     missed = oldest is not None and start < oldest - 1
 
     async def events() -> AsyncIterator[bytes]:
-        kind = "reset" if missed else "ready"
-        yield sse.format_event("{}", event=kind, id=start, retry_ms=STREAM_RETRY_MS)
+        if missed:
+            yield sse.format_event("{}", event="reset")
+        yield sse.format_event("{}", event="ready", id=start, retry_ms=STREAM_RETRY_MS)
         async for item in hub.change_stream(start):
             if item is None:
                 yield sse.format_comment("keepalive")
@@ -353,8 +354,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400,),
         description="First a `ready` event whose id is the starting position; then "
         "`cluster-updated` and `event` events. Reconnect with Last-Event-ID to resume "
-        "without gaps; if the hub no longer holds changes that far back, the first event is "
-        "`reset` instead of `ready`: re-read the cluster list, then follow the stream.",
+        "without gaps; if the hub no longer holds changes that far back, a `reset` event "
+        "comes before `ready`: re-read the cluster list, then follow the stream.",
         stream_events={
             "ready": None,
             "reset": None,

@@ -346,5 +346,5 @@ def test_stream_says_reset_when_the_client_is_further_behind_than_the_feed_reach
     with admin.stream("GET", "/api/v1/stream", headers={"Last-Event-ID": "0"}, timeout=10) as s:
         events = _until(parser, s.iter_lines(), "cluster-updated")
 
-    assert [e.event for e in events] == ["reset", "cluster-updated"]
-    assert json.loads(events[1].data)["cluster"]["revision"] == f"main@sha1:{'c' * 40}"
+    assert [e.event for e in events] == ["reset", "ready", "cluster-updated"]
+    assert json.loads(events[2].data)["cluster"]["revision"] == f"main@sha1:{'c' * 40}"
