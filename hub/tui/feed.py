@@ -6,7 +6,8 @@ stream change, a reconnect's resync and a Git poll through one code path:
 - ``HubSource`` keeps ``/api/v1/stream`` open. On every (re)connect it waits for the
   stream's ``ready`` event, then fetches the cluster list (``Resync``): the stream resumes
   from the last event id it saw, so nothing between the list and the stream is lost, and
-  the list catches whatever the feed no longer holds. Failures back off and say so
+  the list catches whatever the feed no longer holds (the hub says ``reset`` instead of
+  ``ready`` then, and the recent events are read again too). Failures back off and say so
   (``Connection``: reconnecting, then unreachable after ``UNREACHABLE_AFTER`` attempts).
 - ``StatusBranchSource`` reads ``fleet-status`` every ``interval`` (no heartbeats in
   Git, so no Stale there) and refuses every action.
@@ -131,10 +132,13 @@ class HubSource:
                     async for event in events:
                         if event.id is not None:
                             last_id = event.id
-                        if event.event == "ready":
+                        if event.event in ("ready", "reset"):
+                            # ``reset``: the hub no longer holds the changes we missed;
+                            # the list and the recent events make up for them.
                             failures = 0
+                            missed = first or event.event == "reset"
                             history = (
-                                await self.client.events(None, INITIAL_EVENTS) if first else []
+                                await self.client.events(None, INITIAL_EVENTS) if missed else []
                             )
                             clusters = await self.client.clusters()
                             first = False
