@@ -11,7 +11,7 @@ from prometheus_client import start_http_server
 
 from agent.loop import Agent
 from agent.reporters import GitStatusReporter, HubReporter
-from agent.reporting import Reporter, Reporting
+from agent.reporting import Reporting
 from agent.settings import AgentSettings
 from fleet.kube import KubeClient
 
@@ -53,9 +53,8 @@ async def _reporting(
     agent: Agent, settings: AgentSettings, stack: contextlib.AsyncExitStack
 ) -> Reporting | None:
     """The reporters the settings ask for, entered on ``stack``; None when there are none."""
-    reporters: list[Reporter] = []
     reporting = Reporting(
-        agent, reporters, labels=settings.labels, heartbeat_seconds=settings.heartbeat_seconds
+        agent, labels=settings.labels, heartbeat_seconds=settings.heartbeat_seconds
     )
     if settings.hub_url and settings.hub_token:
         hub = HubReporter(
@@ -66,7 +65,7 @@ async def _reporting(
             verify=str(settings.hub_ca_file) if settings.hub_ca_file else True,
             on_command=reporting.on_command,
         )
-        reporters.append(await stack.enter_async_context(hub))
+        reporting.add(await stack.enter_async_context(hub))
         log.info("reporting to hub %s", settings.hub_url)
     if settings.status_branch:
         status = GitStatusReporter(
@@ -76,9 +75,9 @@ async def _reporting(
             branch=settings.status_branch,
             cache_dir=settings.agent_work_dir / "status",
         )
-        reporters.append(await stack.enter_async_context(status))
+        reporting.add(await stack.enter_async_context(status))
         log.info("writing status to branch %s of %s", settings.status_branch, settings.repo)
-    return reporting if reporters else None
+    return reporting if reporting.reporters else None
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

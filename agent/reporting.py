@@ -36,7 +36,7 @@ class Reporting:
     def __init__(
         self,
         agent: Agent,
-        reporters: Sequence[Reporter],
+        reporters: Sequence[Reporter] = (),
         *,
         labels: dict[str, str] | None = None,
         heartbeat_seconds: int = report_schema.DEFAULT_HEARTBEAT_SECONDS,
@@ -48,6 +48,10 @@ class Reporting:
         self.events: collections.deque[Event] = collections.deque(maxlen=report_schema.MAX_EVENTS)
         self._changed = anyio.Event()
         agent.store.listeners.append(self._on_store_change)
+
+    def add(self, reporter: Reporter) -> None:
+        self.reporters.append(reporter)
+        self._changed.set()
 
     def _on_store_change(self, unit_name: str, event: dict[str, Any] | None) -> None:
         if event is not None:

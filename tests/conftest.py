@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from fleet.localkube.cluster import LocalCluster, running_clusters
+from tests.pgserver import PostgresServer, postgres_server, postgres_unavailable_reason
 
 CLUSTER_NAMES = ("dev", "staging", "prod")
 RUN_ID = uuid.uuid4().hex[:6]
@@ -68,6 +69,26 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server, started once per session from the machine's binaries."""
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A hub database URL: an SQLite file in tmp_path, or a new PostgreSQL schema, so a
+    hub test written once runs against both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_schema()
 
 
 @pytest.fixture(scope="session")
