@@ -86,6 +86,9 @@ class Inputs:
     clusters: Mapping[str, ClusterStatus]
     now: datetime.datetime
     stale_after: datetime.timedelta = datetime.timedelta(minutes=2)
+    source_ref: str = "refs/heads/main"
+    """The branch ``head`` comes from. A wave following it moves with every push, so the
+    hub never moves (or rolls back) that ref: a failure there halts instead."""
 
 
 def short(revision: str | None) -> str:
@@ -115,6 +118,13 @@ def _failing_clusters(inputs: Inputs, clusters: Sequence[str], revision: str) ->
         and s.failing
         and (s.attempted or s.revision) == revision
     ]
+
+
+def _failures(inputs: Inputs, clusters: Sequence[str]) -> str:
+    """``dev (flux-system/apps: HealthCheckFailed), stg-1 (...)``: who failed, and what."""
+    return ", ".join(
+        f"{c} ({failing})" if (failing := inputs.clusters[c].failing) else c for c in clusters
+    )
 
 
 def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
@@ -208,19 +218,26 @@ def decide_wave(inputs: Inputs, wave: Wave) -> Decision:
         ]
         failing = _failing_clusters(inputs, rolled_out, current)
         if failing:
-            if wave.rollback == "auto" and state.last_good and state.last_good != current:
+            what = f"{short(current)} failed on {_failures(inputs, failing)}"
+            follows_source = wave.effective_ref == inputs.source_ref
+            if (
+                wave.rollback == "auto"
+                and state.last_good
+                and state.last_good != current
+                and not follows_source
+            ):
                 return Decision(
                     wave.name,
                     Action.ROLLBACK,
-                    f"{short(current)} failed on {', '.join(failing)}; rolling back to "
-                    f"{short(state.last_good)}",
+                    f"{what}; rolling back to {short(state.last_good)}",
                     state.last_good,
                     clusters=tuple(failing),
                 )
             return Decision(
                 wave.name,
                 Action.HALT,
-                f"{short(current)} failed on {', '.join(failing)}; pipeline halted",
+                f"{what}; pipeline halted"
+                + (f" ({wave.effective_ref} is not moved by the hub)" if follows_source else ""),
                 current,
                 clusters=tuple(failing),
             )

@@ -170,6 +170,29 @@ def test_a_failure_after_promotion_rolls_back_when_auto() -> None:
     assert "failed on dev" in decision.reason
 
 
+def test_a_failure_names_the_cluster_and_what_failed_there() -> None:
+    waves = {"dev": WaveState(NEW, last_good=OLD)}
+    clusters = fleet_at(OLD, dev=failing("dev", OLD, attempted=NEW))
+    decision = verdict("dev", waves, clusters)
+    assert decision.reason == (
+        f"{NEW[:7]} failed on dev (apps: HealthCheckFailed); rolling back to {OLD[:7]}"
+    )
+
+
+def test_a_wave_following_the_source_branch_halts_instead_of_rolling_back() -> None:
+    config = load_fleet_config(
+        """
+clusters: [{name: dev}]
+waves: [{name: dev, clusters: [dev], ref: refs/heads/main, rollback: auto}]
+"""
+    )
+    waves = {"dev": WaveState(NEW, last_good=OLD)}
+    clusters = {"dev": failing("dev", OLD, attempted=NEW)}
+    decision = decide_wave(Inputs(config, NEW, waves, clusters, NOW), config.wave("dev"))
+    assert decision.action is Action.HALT
+    assert decision.reason.endswith("halted (refs/heads/main is not moved by the hub)")
+
+
 def test_a_failure_halts_without_auto_rollback() -> None:
     waves = {"dev": WaveState(NEW), "staging": WaveState(NEW, last_good=OLD)}
     clusters = fleet_at(NEW, stg_1=failing("stg-1", OLD, attempted=NEW))
