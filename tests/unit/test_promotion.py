@@ -6,7 +6,15 @@ import datetime
 
 import pytest
 
-from fleet.core.promotion import Action, ClusterStatus, Inputs, WaveState, decide, decide_wave
+from fleet.core.promotion import (
+    Action,
+    ClusterStatus,
+    Decision,
+    Inputs,
+    WaveState,
+    decide,
+    decide_wave,
+)
 from fleet.models.fleetconfig import load_fleet_config
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC)
@@ -67,7 +75,7 @@ def inputs(
 
 def verdict(
     wave: str, waves: dict[str, WaveState], clusters: dict[str, ClusterStatus], head: str = NEW
-):  # type: ignore[no-untyped-def]
+) -> Decision:
     return decide_wave(inputs(waves, clusters, head), CONFIG.wave(wave))
 
 
