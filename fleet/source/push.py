@@ -71,7 +71,7 @@ class PushResult:
     attempts: int
 
 
-class _PushCallbacks(SourceCallbacks):
+class PushCallbacks(SourceCallbacks):
     """Source callbacks that also collect the server's verdict per pushed ref."""
 
     def __init__(self, auth: GitAuth, url: GitURL, ref: str) -> None:
@@ -170,7 +170,7 @@ class BranchWriter:
 
     def _fetch_tip(self, repo: pygit2.Repository) -> pygit2.Commit | None:
         remote = repo.remotes.create_anonymous(self.url.text)
-        callbacks = _PushCallbacks(self.auth, self.url, self._ref)
+        callbacks = PushCallbacks(self.auth, self.url, self._ref)
         remote.connect(callbacks=callbacks)
         heads = {head.name: str(head.oid) for head in remote.list_heads(connect=False)}
         self._check_host_verified(callbacks)
@@ -192,19 +192,19 @@ class BranchWriter:
 
     def _push(self, repo: pygit2.Repository, local: str) -> None:
         remote = repo.remotes.create_anonymous(self.url.text)
-        callbacks = _PushCallbacks(self.auth, self.url, self._ref)
+        callbacks = PushCallbacks(self.auth, self.url, self._ref)
         target = f"refs/heads/{self.branch}"
         try:
             remote.push([f"{local}:{target}"], callbacks=callbacks)
         except pygit2.GitError as error:
-            if callbacks.rejections or _lost_race(str(error)):
+            if callbacks.rejections or lost_race(str(error)):
                 raise _LostRace() from None
             raise
         self._check_host_verified(callbacks)
         rejection = callbacks.rejections.get(target)
         if rejection is None:
             return
-        if _lost_race(rejection):
+        if lost_race(rejection):
             raise _LostRace()
         raise PushRejected(
             f"the server refused to update {target}: {rejection}",
@@ -246,7 +246,8 @@ class BranchWriter:
             repo.free()
 
 
-def _lost_race(text: str) -> bool:
+def lost_race(text: str) -> bool:
+    """Whether a push failure means another writer moved the ref first."""
     lowered = text.lower()
     return any(hint in lowered for hint in _LOST_RACE_HINTS)
 
