@@ -77,6 +77,9 @@ class UnitState:
     release: ReleaseMemory = dataclasses.field(default_factory=ReleaseMemory)
     """A HelmRelease unit's release: failure counters, history, drift baseline."""
     save_lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)
+    lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)
+    """Held for a whole reconcile, and by a removal: a unit being removed is never
+    reconciled at the same time (which could re-create what the removal prunes)."""
 
     @property
     def key(self) -> UnitKey:
@@ -291,6 +294,12 @@ class Agent:
         state = self.units.get(key)
         if state is None:
             return
+        async with state.lock:
+            if self.units.get(key) is not state:
+                return  # removed while this reconcile waited for its turn
+            await self._reconcile_locked(state)
+
+    async def _reconcile_locked(self, state: UnitState) -> None:
         forced, state.force_next = state.force_next, False
         if state.requested:
             state.handled_request, state.requested = state.requested, None
@@ -475,11 +484,35 @@ class Agent:
             if parent.definition.kustomization.spec.prune:
                 await self._remove_unit(orphan)
             else:
-                del self.units[orphan.key]
+                self._stop_managing(orphan)
+
+    def _stop_managing(self, state: UnitState) -> None:
+        """Leave a unit (and the units it defined) and everything they own in place."""
+        for child in self._children_of(state):
+            self._stop_managing(child)
+        self.units.pop(state.key, None)
+
+    def _children_of(self, state: UnitState) -> list[UnitState]:
+        return [s for s in self.units.values() if s.definition.parent == state.key]
 
     async def _remove_unit(self, state: UnitState) -> None:
         """A unit left Git: delete what it owns (per its prune and deletionPolicy, or by
-        uninstalling its release), then it."""
+        uninstalling its release), then it. The units it defined go first, as Flux's
+        garbage collection of their Kustomization objects would take them."""
+        async with state.lock:  # waits for a reconcile of it in flight, then none starts
+            if self.units.get(state.key) is not state:
+                return
+            for child in self._children_of(state):
+                prune = state.definition.kind == HELMRELEASE or (
+                    state.definition.kustomization.spec.prune
+                )
+                if prune:
+                    await self._remove_unit(child)
+                else:
+                    self._stop_managing(child)
+            await self._remove_own_objects(state)
+
+    async def _remove_own_objects(self, state: UnitState) -> None:
         if state.definition.kind == HELMRELEASE:
             problem = await releases.uninstall_release(
                 self.release_context, state.definition, state.release

@@ -483,3 +483,46 @@ async def test_bad_input_leaves_running_objects_untouched_and_names_the_problem(
             # Back to the good tree before the next case.
             repo.commit({name: None for name in files}, message=f"revert {label}")
             repo.push("main")
+
+
+async def test_removing_a_unit_removes_the_units_it_defined(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    sha = repo.commit(
+        {
+            "clusters/dev/platform.yaml": dump(kustomization("platform", "./platform")),
+            "platform/db.yaml": dump(kustomization("db", "./db", targetNamespace=namespace)),
+            "db/cm.yaml": dump(configmap("db-settings")),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_name("db"), sha, "True")
+        assert await kube.get("v1", "ConfigMap", "db-settings", namespace) is not None
+        gone = repo.commit(
+            {
+                "clusters/dev/platform.yaml": None,
+                "clusters/dev/keep.yaml": dump(configmap("keep", namespace)),
+            }
+        )
+        repo.push("main")
+        await settled(kube, agent, unit_api.ROOT_UNIT, gone, "True")
+
+        async def removed() -> bool:
+            units = [
+                await kube.get(
+                    unit_api.API_VERSION, unit_api.KIND, unit_name(n), agent.settings.namespace
+                )
+                for n in ("platform", "db")
+            ]
+            return (
+                units == [None, None]
+                and await kube.get("v1", "ConfigMap", "db-settings", namespace) is None
+            )
+
+        await eventually(removed, timeout=30, what="platform, db and db's ConfigMap removed")
