@@ -137,6 +137,8 @@ class Agent:
             helm_dir / "scratch",
         )
         self._stored: dict[str, Object] = {}
+        self._units_version = 0
+        self._problems: tuple[int, plan.DependencyProblems[UnitKey]] | None = None
         self._source_wakeups: dict[NamespacedName, anyio.Event] = {}
         self._polled: set[NamespacedName] = set()
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -188,6 +190,7 @@ class Agent:
             existing.definition = definition
             if changed:
                 existing.stalled_on = None
+                self._units_changed()
                 self.queue.add(definition.key)
             return existing
         state = UnitState(definition)
@@ -204,6 +207,7 @@ class Agent:
             state.handled_request = status.get("lastHandledReconcileAt")
             state.release = ReleaseMemory.from_status(status)
         self.units[definition.key] = state
+        self._units_changed()
         self.queue.add(definition.key)
         return state
 
@@ -287,8 +291,16 @@ class Agent:
             finally:
                 self.queue.done(key)
 
-    def _dependency_graph(self) -> dict[UnitKey, list[UnitKey]]:
-        return {key: state.definition.depends_on for key, state in self.units.items()}
+    def _dependency_problems(self) -> plan.DependencyProblems[UnitKey]:
+        """Cycles and missing dependencies of the current units, computed once per change
+        of the unit set (not once per reconcile: that is quadratic in the fleet's size)."""
+        if self._problems is None or self._problems[0] != self._units_version:
+            graph = {key: state.definition.depends_on for key, state in self.units.items()}
+            self._problems = (self._units_version, plan.find_dependency_problems(graph))
+        return self._problems[1]
+
+    def _units_changed(self) -> None:
+        self._units_version += 1
 
     async def _reconcile(self, key: UnitKey) -> None:
         state = self.units.get(key)
@@ -315,7 +327,7 @@ class Agent:
         """dependsOn: a broken graph stalls the unit, an unready dependency holds it back
         (with a recheck); True when the unit must not run now."""
         key, definition = state.key, state.definition
-        problem = plan.find_dependency_problems(self._dependency_graph()).message(key)
+        problem = self._dependency_problems().message(key)
         if problem:
             outcome = Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
             await self._finish(state, outcome, marker=self._stall_marker(state, revision))
@@ -491,6 +503,8 @@ class Agent:
         for child in self._children_of(state):
             self._stop_managing(child)
         self.units.pop(state.key, None)
+        self.context.renders.pop(state.key, None)
+        self._units_changed()
 
     def _children_of(self, state: UnitState) -> list[UnitState]:
         return [s for s in self.units.values() if s.definition.parent == state.key]
@@ -543,6 +557,8 @@ class Agent:
 
     async def _forget_unit(self, state: UnitState) -> None:
         del self.units[state.key]
+        self.context.renders.pop(state.key, None)
+        self._units_changed()
         try:
             await self.store.delete(state.definition.resource_name)
         except KubeError as error:
