@@ -129,7 +129,40 @@ def _v1(d: Dialect) -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1]
+def _v2(d: Dialect) -> list[str]:
+    """Promotion waves: the hub's side of each wave, the soak clock, the promoter lease;
+    ``promotions`` becomes the history, each entry marked once committed to Git."""
+    return [
+        "ALTER TABLE promotions ADD COLUMN git_commit TEXT",
+        f"""CREATE TABLE promotion_waves (
+            wave TEXT PRIMARY KEY,
+            paused INTEGER NOT NULL DEFAULT 0,
+            last_good TEXT,
+            halted TEXT,
+            updated_at {d.real} NOT NULL
+        )""",
+        f"""CREATE TABLE promotion_marks (
+            wave TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            who TEXT NOT NULL,
+            created_at {d.real} NOT NULL,
+            PRIMARY KEY (wave, revision, kind)
+        )""",
+        f"""CREATE TABLE promotion_readiness (
+            cluster TEXT PRIMARY KEY,
+            revision TEXT NOT NULL,
+            ready_since {d.real} NOT NULL
+        )""",
+        f"""CREATE TABLE promotion_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at {d.real} NOT NULL
+        )""",
+    ]
+
+
+MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1, _v2]
 """Index + 1 is the schema version a migration brings the database to. Append only."""
 
 LATEST_VERSION = len(MIGRATIONS)

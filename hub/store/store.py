@@ -16,6 +16,7 @@ from typing import Any
 
 from hub.store import schema
 from hub.store.database import Connection, Database, Row, StoreError, open_database
+from hub.store.promotions import PromotionStore
 
 DEFAULT_HISTORY_PER_CLUSTER = 10
 """Changed reports kept per cluster: enough to see what a cluster went through lately,
@@ -231,6 +232,8 @@ class Store:
     ) -> None:
         self.database = database
         self.history_per_cluster = history_per_cluster
+        self.promotions = PromotionStore(database)
+        """The promoter's state and the history of promotions."""
 
     @classmethod
     def open(cls, url: str, *, history_per_cluster: int = DEFAULT_HISTORY_PER_CLUSTER) -> Store:
