@@ -113,3 +113,87 @@ class StreamEvent(ReportModel):
     """The data of an ``event`` event on ``/api/v1/stream``."""
 
     event: EventRecord
+
+
+PromotionAction = Literal["promote", "wait", "halt", "rollback", "settled"]
+RecordAction = Literal["promote", "approve", "pause", "resume", "halt", "rollback", "finish"]
+
+
+class WaveStatus(ReportModel):
+    """One wave of ``GET /api/v1/promotions``: where it stands and why it waits."""
+
+    name: str
+    depends_on: list[str]
+    revision: str | None
+    """The commit the wave's ref points to (batched waves: the first batch's)."""
+    candidate: str | None
+    """The commit that would enter the wave next."""
+    action: PromotionAction
+    reason: str
+    """Why, in words a person can act on: ``waiting for dev (at 1a2b3c4) to apply 5d6e7f8``."""
+    approval_required: bool
+    approved: bool
+    """The candidate is approved for this wave."""
+    paused: bool
+    clusters: list[str]
+    """The wave's clusters, in fleet.yaml order."""
+    last_good: str | None
+    """The newest commit that ran Ready on every cluster of the wave."""
+
+
+class PromotionStatus(ReportModel):
+    waves: list[WaveStatus]
+    """Dependencies first."""
+    error: str | None
+    """Why promotion is halted as a whole (fleet.yaml invalid, the repository unreachable)."""
+
+
+class PromotionRecord(ReportModel):
+    """One action on a wave, as kept in the hub and committed to the records branch."""
+
+    id: int
+    wave: str
+    action: RecordAction
+    revision: str | None = None
+    """What the action is about: the commit promoted, approved, rolled back to, halted at."""
+    from_: str | None = pydantic.Field(default=None, alias="from")
+    """Where the wave's ref pointed before (promote, rollback)."""
+    batch: int | None = None
+    clusters: list[str] = pydantic.Field(default_factory=list)
+    who: str
+    """The user token's subject, or ``hub`` for the promoter itself."""
+    why: str
+    at: str
+    commit: str | None = None
+    """The records-branch commit holding this record; null until written to Git."""
+
+
+class PromotionHistory(ReportModel):
+    items: list[PromotionRecord]
+    """Newest first."""
+
+
+class ApproveRequest(ReportModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    revision: str | None = None
+    """A commit (full or abbreviated SHA); default: the wave's candidate."""
+
+
+class RollbackRequest(ReportModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    to: str | None = None
+    """A commit (full or abbreviated SHA); default: the wave's last good revision."""
+
+
+class StreamPromotion(ReportModel):
+    """The data of a ``promotion`` event on ``/api/v1/stream``: an action was recorded."""
+
+    record: PromotionRecord
+
+
+class StreamPromotionStatus(ReportModel):
+    """The data of a ``promotion-status`` event: a wave's action changed."""
+
+    actions: dict[str, PromotionAction]

@@ -10,6 +10,11 @@ webhooks:
   github: {secretFile: /etc/fleet/github-secret}
   gitlab: {token: "..."}
   generic: {secret: "..."}
+promotion:                               # promotion waves (fleet.yaml); optional
+  repo: ssh://git@git.example.com/fleet.git
+  branch: main
+  interval: 10s
+  auth: {sshKeyFile: /etc/fleet/deploy-key, knownHostsFile: /etc/fleet/known_hosts}
 notifications:
   - name: prod-alerts
     type: slack                          # or: webhook (generic JSON)
@@ -125,6 +130,46 @@ class NotificationTarget(ConfigModel):
         return _secret(self.url, self.url_file, f"notification {self.name!r} url")
 
 
+class GitCredentials(ConfigModel):
+    """How the promoter authenticates to the fleet repository (at most one way)."""
+
+    token_file: Path | None = None
+    """An HTTPS access token, sent as the basic-auth password (as Flux does)."""
+    ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
+    """Required with ``sshKeyFile``: the server's host key is always verified."""
+    secret_dir: Path | None = None
+    """A mounted Flux Git Secret: one file per key (username, password, identity...)."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_way(self) -> GitCredentials:
+        ways = [self.token_file, self.ssh_key_file, self.secret_dir]
+        if sum(way is not None for way in ways) > 1:
+            raise ValueError("set one of tokenFile, sshKeyFile or secretDir")
+        if self.ssh_key_file is not None and self.known_hosts_file is None:
+            raise ValueError("sshKeyFile needs knownHostsFile")
+        return self
+
+
+class PromotionConfig(ConfigModel):
+    """The promoter: moves wave refs of the fleet repository as ``fleet.yaml`` says."""
+
+    repo: str
+    """The fleet repository's Git URL; the hub needs push access to its wave refs."""
+    branch: str = "main"
+    """The source branch: every new revision enters the first waves from here."""
+    interval: PositiveDuration = datetime.timedelta(seconds=10)
+    """How often the refs are fetched; a changed report is evaluated at once anyway."""
+    records_branch: str = "fleet/promotions"
+    """Where every promotion, approval, pause, halt and rollback is committed."""
+    cache_dir: Path | None = None
+    """The promoter's Git mirrors; default ``~/.cache/fleet/hub``."""
+    auth: GitCredentials = pydantic.Field(default_factory=GitCredentials)
+    reconcile: bool = True
+    """Ask a wave's agents to fetch at once after its ref moved (over their command streams),
+    so promotions and rollbacks do not wait for the agents' fetch interval."""
+
+
 class HubConfig(ConfigModel):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///hub.db"
@@ -148,6 +193,8 @@ class HubConfig(ConfigModel):
     token is refused by every replica within this time. 0 looks up every request."""
     notifications: list[NotificationTarget] = pydantic.Field(default_factory=list)
     webhooks: WebhooksConfig = pydantic.Field(default_factory=WebhooksConfig)
+    promotion: PromotionConfig | None = None
+    """Promotion waves; without it the hub only aggregates health."""
 
     @pydantic.model_validator(mode="after")
     def _tls_pair(self) -> HubConfig:

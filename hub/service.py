@@ -26,6 +26,7 @@ from hub import api, auth, webhooks
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
 from hub.notify import Alert, Dispatcher, alerts_from_report, stale_alert
+from hub.promotion import Promoter, PromotionRefused
 from hub.store import (
     ClusterRecord,
     EventInput,
@@ -127,6 +128,8 @@ class Hub:
         self._commands: dict[str, Pulse] = {}
         self._stopping: anyio.Event | None = None
         self._tokens: dict[str, tuple[TokenRecord, float]] = {}
+        self.promoter = Promoter(config.promotion, self) if config.promotion else None
+        """Runs beside the hub (``hub.app``'s lifespan) when ``promotion`` is configured."""
 
     def _resolve_webhook_secrets(self) -> dict[str, str]:
         configured = self.config.webhooks
@@ -264,6 +267,8 @@ class Hub:
         )
         if outcome.record is not None:
             self._changes_pulse().fire()
+            if self.promoter is not None:
+                self.promoter.poke()
             self.metrics.count_drift(event.reason for event in outcome.new_events)
             if self.dispatcher.has_targets:
                 self.dispatcher.publish(self._alerts(report, outcome, outcome.record, now))
@@ -405,6 +410,48 @@ class Hub:
         return HubCommand(
             id=command_id, unit=unit, source=source, reason=reason, queued_at=_utc(now)
         )
+
+    async def reconcile_clusters(self, names: Sequence[str], reason: str) -> list[str]:
+        """Queue a source reconcile on each of ``names`` the hub knows; returns those."""
+        known = {record.name for record in await self.store.list_clusters(self.clock())}
+        queued = []
+        for name in names:
+            if name in known:
+                await self._queue(name, None, True, reason)
+                queued.append(name)
+        return queued
+
+    def changes_written(self) -> None:
+        """Someone appended to the change feed: wake this process's streams."""
+        self._changes_pulse().fire()
+
+    def _promoter(self) -> Promoter:
+        if self.promoter is None:
+            raise HubError(404, "promotion is not configured on this hub")
+        return self.promoter
+
+    async def promotions(self) -> api.PromotionStatus:
+        return await self._promoter().status()
+
+    async def promotion_history(
+        self, limit: int, wave: str | None, before: int | None
+    ) -> api.PromotionHistory:
+        items = await self._promoter().history(limit, wave, before)
+        return api.PromotionHistory(items=items)
+
+    async def promotion_action(
+        self, wave: str, action: str, who: str, revision: str | None = None
+    ) -> api.PromotionRecord:
+        """approve (``revision``), pause, resume or rollback (to ``revision``) a wave."""
+        promoter = self._promoter()
+        try:
+            if action == "approve":
+                return await promoter.approve(wave, revision, who)
+            if action in ("pause", "resume"):
+                return await promoter.pause(wave, who, paused=action == "pause")
+            return await promoter.rollback(wave, revision, who)
+        except PromotionRefused as refused:
+            raise HubError(refused.status, str(refused)) from None
 
     async def webhook(
         self, provider: str, headers: dict[str, str], body: bytes

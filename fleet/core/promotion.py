@@ -204,6 +204,11 @@ def _candidate(inputs: Inputs, wave: Wave) -> tuple[str | None, str]:
     return revision, ""
 
 
+def candidate_of(inputs: Inputs, wave: Wave) -> str | None:
+    """The revision that would enter ``wave`` next (whether or not the gate lets it)."""
+    return _candidate(inputs, wave)[0]
+
+
 def decide_wave(inputs: Inputs, wave: Wave) -> Decision:
     state = inputs.waves.get(wave.name, WaveState(None))
     steps = batches(inputs.config, wave)
