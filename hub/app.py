@@ -230,6 +230,41 @@ async def webhook(request: Request, hub: Hub, principal: Principal | None) -> Re
     return _json(await hub.webhook(provider, headers, body), 202)
 
 
+async def promotions(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return _json(await hub.promotions())
+
+
+async def promotion_history(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    limit = _int_query(request, "limit", 100, low=1, high=1000)
+    before = _int_query(request, "before", None, low=1, high=2**62)
+    assert limit is not None
+    wave = request.query_params.get("wave") or None
+    return _json(await hub.promotion_history(limit, wave, before))
+
+
+def _wave_action(
+    action: str, body_model: type[api.ApproveRequest] | type[api.RollbackRequest] | None
+) -> Handler:
+    async def handle(request: Request, hub: Hub, principal: Principal | None) -> Response:
+        revision = None
+        if body_model is not None:
+            body = await _read_body(request, 64 * 1024)
+            try:
+                wanted = body_model.model_validate_json(body or b"{}")
+            except pydantic.ValidationError as error:
+                problems = error.errors(
+                    include_url=False, include_input=False, include_context=False
+                )
+                raise HubError(422, f"invalid {action} request", problems) from None
+            revision = wanted.to if isinstance(wanted, api.RollbackRequest) else wanted.revision
+        who = principal.subject if principal else "?"
+        wave = request.path_params["wave"]
+        return _json(await hub.promotion_action(wave, action, who, revision))
+
+    handle.__name__ = f"{action}_wave"
+    return handle
+
+
 def _iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat()
 
@@ -353,7 +388,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=_RESUME,
         errors=(400,),
         description="First a `ready` event whose id is the starting position; then "
-        "`cluster-updated` and `event` events. Reconnect with Last-Event-ID to resume "
+        "`cluster-updated` and `event` events, and with promotion configured `promotion` "
+        "(an action on a wave was recorded) and `promotion-status` (a wave's action changed: "
+        "re-read /promotions). Reconnect with Last-Event-ID to resume "
         "without gaps; if the hub no longer holds changes that far back, a `reset` event "
         "comes before `ready`: re-read the cluster list, then follow the stream.",
         stream_events={
@@ -361,6 +398,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "reset": None,
             "cluster-updated": api.StreamChange,
             "event": api.StreamEvent,
+            "promotion": api.StreamPromotion,
+            "promotion-status": api.StreamPromotionStatus,
         },
     ),
     Endpoint(
@@ -386,6 +425,72 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=api.ReconcileRequest,
         status=202,
         errors=(404, 422),
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/promotions",
+        promotions,
+        "Every promotion wave: its revision, candidate, gate state and why it waits",
+        "read",
+        api.PromotionStatus,
+        errors=(404,),
+        description="404 when the hub has no `promotion` configured. `error` says why "
+        "promotion is halted as a whole (fleet.yaml invalid, repository unreachable).",
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/promotions/history",
+        promotion_history,
+        "Promotions, approvals, pauses, halts and rollbacks, newest first",
+        "read",
+        api.PromotionHistory,
+        query=(
+            ("limit", "integer", "at most this many records (1-1000, default 100)"),
+            ("before", "integer", "only records with an id below this one (paging back)"),
+            ("wave", "string", "only this wave's records"),
+        ),
+        errors=(400, 404),
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/promotions/{{wave}}/approve",
+        _wave_action("approve", api.ApproveRequest),
+        "Approve a revision (default: the candidate) for a wave with approval: required",
+        "admin",
+        api.PromotionRecord,
+        request=api.ApproveRequest,
+        errors=(404, 409, 422),
+        description="Approving a revision that failed in the wave also lifts that mark.",
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/promotions/{{wave}}/pause",
+        _wave_action("pause", None),
+        "Stop promotions into a wave (failures still halt or roll back)",
+        "admin",
+        api.PromotionRecord,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/promotions/{{wave}}/resume",
+        _wave_action("resume", None),
+        "Let promotions into a paused wave again",
+        "admin",
+        api.PromotionRecord,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/promotions/{{wave}}/rollback",
+        _wave_action("rollback", api.RollbackRequest),
+        "Move a wave's ref(s) back (default: to its last good revision)",
+        "admin",
+        api.PromotionRecord,
+        request=api.RollbackRequest,
+        errors=(404, 409, 422, 502),
+        description="The revision rolled back from is marked failed in the wave, so the "
+        "gate does not promote it again until a new commit or an approval of it.",
     ),
     Endpoint(
         "POST",
@@ -444,6 +549,8 @@ def build_app(hub: Hub) -> Starlette:
         await hub.store.migrate()
         async with anyio.create_task_group() as group:
             await group.start(hub.run)
+            if hub.promoter is not None:
+                await group.start(hub.promoter.run)
             yield
             hub.stop_streams()
             group.cancel_scope.cancel()
