@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from fleet import __version__
-from fleet.cli import agent, demo, dev, get, hub, tui, units
+from fleet.cli import agent, demo, dev, get, hub, promote, tui, units
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.register(subparsers)
     get.register(subparsers)
     hub.register(subparsers)
+    promote.register(subparsers)
     tui.register(subparsers)
     units.register(subparsers)
     return parser

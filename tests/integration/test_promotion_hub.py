@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from fleet import sse
+from fleet.cli.main import main
 from fleet.report import UnitReport
 from hub.config import HubConfig
 from tests.gitservers import WorkingClone, git_daemon, served_repo
@@ -384,3 +385,57 @@ def test_promotion_endpoints_answer_404_on_a_hub_without_promotion(database: str
         client = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"})
         assert client.get("/api/v1/promotions").status_code == 404
         assert client.post("/api/v1/promotions/dev/pause").status_code == 404
+
+
+def test_the_cli_shows_why_waves_wait_and_acts_on_them(
+    promotions: Promotions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = commit_fleet(promotions.repo, FLEET, "first")
+    settle_everything_at(promotions, first)
+    second = commit_fleet(promotions.repo, FLEET, "second")
+    promotions.wait_ref(f"{WAVE}dev", second)
+    for cluster in ("dev", "staging"):
+        promotions.report(cluster, second)
+        promotions.wait_ref(f"{WAVE}{cluster}", second)
+    eventually(lambda: promotions.wave("prod")["reason"].startswith("approval"), 10, "prod to wait")
+    admin_file, reader_file = tmp_path / "admin.token", tmp_path / "reader.token"
+    admin_file.write_text(promotions.admin.headers["Authorization"].removeprefix("Bearer "))
+    reader_file.write_text(promotions.reader.headers["Authorization"].removeprefix("Bearer "))
+
+    def fleet(*args: str, token: Path = admin_file) -> tuple[int, str, str]:
+        code = main(["promote", *args, "--hub", promotions.hub.url, "--token-file", str(token)])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = fleet("status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "WAVE", "REVISION", "CANDIDATE", "STATE", "APPROVAL", "CLUSTERS", "WHY"
+    ]  # fmt: skip
+    assert lines[3].split()[:6] == ["prod", first[:7], second[:7], "wait", "required", "2"]
+    assert lines[3].endswith(f"approval pending for {second[:7]}")
+    code, out, _ = fleet("status", "-o", "json")
+    assert json.loads(out) == promotions.status()
+
+    code, _, err = fleet("approve", "prod", token=reader_file)
+    assert code == 1 and "403" in err
+    code, out, _ = fleet("approve", "prod")
+    assert (code, out.split(" (")[0]) == (0, f"approved {second[:7]} for wave prod")
+    promotions.wait_ref(f"{WAVE}prod-batch-1", second)
+
+    assert fleet("pause", "prod")[:2] == (
+        0,
+        f"wave prod paused (record {_last_id(promotions)}, by alice)\n",
+    )
+    assert fleet("resume", "prod")[0] == 0
+    code, out, _ = fleet("rollback", "prod", "--to", first[:8])
+    assert code == 0 and out.startswith(f"rolled wave prod back from {second[:7]} to {first[:7]}")
+    assert promotions.ref(f"{WAVE}prod-batch-1") == first
+    code, _, err = fleet("rollback", "nowhere")
+    assert code == 1 and "no wave 'nowhere'" in err
+
+
+def _last_id(promotions: Promotions) -> int:
+    items = promotions.admin.get("/api/v1/promotions/history", params={"limit": 1}).json()["items"]
+    return int(items[0]["id"])
