@@ -36,7 +36,7 @@ from textual.pilot import Pilot
 from fleet.report import ClusterSummary, HubCommand
 from hub import api
 from hub.tui.app import FleetApp
-from hub.tui.client import WaveStatus
+from hub.tui.client import PromotionRecord, Promotions
 from hub.tui.feed import ClusterChanged, Connection, Resync, Update
 from hub.tui.widgets.cluster_table import ClusterTable
 
@@ -100,7 +100,10 @@ class QueueSource:
     async def events(self, cluster: str | None, limit: int) -> list[api.EventRecord]:
         return []
 
-    async def promotions(self) -> list[WaveStatus]:
+    async def promotions(self) -> Promotions:
+        return Promotions()
+
+    async def promotion_history(self, wave: str) -> list[PromotionRecord]:
         return []
 
     async def reconcile(self, cluster: str, unit: str | None) -> HubCommand:

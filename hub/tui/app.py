@@ -24,7 +24,7 @@ from textual.signal import Signal
 from fleet.report import utc_now
 from hub.api import EventRecord
 from hub.tui import view
-from hub.tui.client import HubClientError, HubUnreachable, PromotionNotConfigured
+from hub.tui.client import HubClientError, HubUnreachable, PromotionNotConfigured, WaveStatus
 from hub.tui.feed import Connection, FleetSource, PromotionsChanged, Resync, Update
 from hub.tui.screens.confirm import ConfirmDialog
 from hub.tui.screens.events import EventsScreen
@@ -145,7 +145,7 @@ class FleetApp(App[None]):
     @work(exclusive=True, group="promotions")
     async def refresh_promotions(self) -> None:
         try:
-            waves = await self.source.promotions()
+            status = await self.source.promotions()
         except PromotionNotConfigured:
             changed = self.state.set_promotions(None, NOT_CONFIGURED)
         except HubUnreachable:
@@ -153,7 +153,8 @@ class FleetApp(App[None]):
         except HubClientError as error:
             changed = self.state.set_promotions(None, f"promotion state unavailable: {error}")
         else:
-            changed = self.state.set_promotions(waves)
+            problem = f"promotion halted: {status.error}" if status.error else ""
+            changed = self.state.set_promotions(status.waves, problem)
         self.promotions_read += 1
         self.promotions_changed.publish(None)
         if changed:
@@ -184,6 +185,10 @@ class FleetApp(App[None]):
                 self.state.promotion_problem or f"no wave {wave_name!r}", severity="warning"
             )
             return
+        self._confirm_wave_action(action, wave)
+
+    @work(group="actions")
+    async def _confirm_wave_action(self, action: str, wave: WaveStatus) -> None:
         argument = ""
         if action == "approve":
             if not wave.candidate or view.same_commit(wave.candidate, wave.revision):
@@ -195,33 +200,39 @@ class FleetApp(App[None]):
                 f"Now: {wave.reason or wave.action}"
             )
         elif action == "rollback":
-            if not wave.last_good or view.same_commit(wave.last_good, wave.revision):
-                self.notify(
-                    f"{wave.name}: no older good revision to roll back to", severity="warning"
-                )
+            target = await self._rollback_target(wave)
+            if target is None:
+                self.notify(f"{wave.name}: no earlier revision to roll back to", severity="warning")
                 return
-            argument = wave.last_good
+            argument = target
             question = (
                 f"Roll wave {wave.name} back from {view.short_sha(wave.revision)} to "
-                f"{view.short_sha(wave.last_good)}?\n"
-                f"Its {len(wave.clusters)} clusters will follow the older revision."
+                f"{view.short_sha(target)}?\n"
+                f"Its {len(wave.clusters)} clusters will follow {view.short_sha(target)}; "
+                f"{view.short_sha(wave.revision)} is not promoted here again without a new "
+                "commit or an approval."
             )
         elif action == "pause":
-            question = f"Pause promotions into wave {wave.name}?"
+            question = f"Pause promotions into wave {wave.name}?\nNow: {wave.reason or wave.action}"
         else:
             question = f"Resume promotions into wave {wave.name}?"
         label = WAVE_ACTIONS[action]
+        dialog = ConfirmDialog(f"{label} — wave {wave.name}", question, confirm_label=label)
+        if await self.push_screen_wait(dialog):
+            await self._wave_action(action, wave.name, argument)
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._wave_action(action, wave.name, argument)
+    async def _rollback_target(self, wave: WaveStatus) -> str | None:
+        """The last good revision; when that is what runs, where the wave last came from."""
+        if wave.last_good and not view.same_commit(wave.last_good, wave.revision):
+            return wave.last_good
+        try:
+            history = await self.source.promotion_history(wave.name)
+        except HubClientError as error:
+            self.notify(f"{wave.name}: cannot read the promotion history: {error}")
+            return None
+        moves = [r.from_ for r in history if r.action in ("promote", "rollback") and r.from_]
+        return next((sha for sha in moves if not view.same_commit(sha, wave.revision)), None)
 
-        self.push_screen(
-            ConfirmDialog(f"{label} — wave {wave.name}", question, confirm_label=label),
-            answered,
-        )
-
-    @work(group="actions")
     async def _wave_action(self, action: str, wave: str, argument: str) -> None:
         try:
             if action == "approve":

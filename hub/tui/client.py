@@ -26,6 +26,7 @@ __all__ = [
     "HubRefused",
     "HubUnreachable",
     "PromotionNotConfigured",
+    "PromotionRecord",
     "Promotions",
     "WaveAction",
     "WaveStatus",
@@ -77,6 +78,27 @@ class WaveStatus(ReportModel):
 
 class Promotions(ReportModel):
     waves: list[WaveStatus] = pydantic.Field(default_factory=list)
+    """Dependencies first."""
+    error: str | None = None
+    """Why promotion is halted as a whole (fleet.yaml invalid, the repository unreachable)."""
+
+
+class PromotionRecord(ReportModel):
+    """One action on a wave from ``GET /api/v1/promotions/history``."""
+
+    id: int
+    wave: str
+    action: str
+    revision: str | None = None
+    from_: str | None = pydantic.Field(default=None, alias="from")
+    """Where the wave's ref pointed before (promote, rollback)."""
+    who: str = ""
+    why: str = ""
+    at: str = ""
+
+
+class PromotionHistory(ReportModel):
+    items: list[PromotionRecord] = pydantic.Field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -191,14 +213,21 @@ class HubClient:
                 if event is not None:
                     yield event
 
-    async def promotions(self) -> list[WaveStatus]:
+    async def promotions(self) -> Promotions:
+        return Promotions.model_validate(await self._promotion_get("/promotions", {}))
+
+    async def promotion_history(self, wave: str, limit: int = 20) -> list[PromotionRecord]:
+        """The wave's recorded actions, newest first."""
+        body = await self._promotion_get("/promotions/history", {"wave": wave, "limit": limit})
+        return PromotionHistory.model_validate(body).items
+
+    async def _promotion_get(self, path: str, params: dict[str, Any]) -> Any:
         try:
-            body = await self._request("GET", f"{api.API_PREFIX}/promotions")
+            return await self._request("GET", f"{api.API_PREFIX}{path}", params=params)
         except HubRefused as refused:
             if refused.status in (404, 405):
                 raise PromotionNotConfigured(refused.status, refused.message) from None
             raise
-        return Promotions.model_validate(body).waves
 
     async def _wave_action(self, wave: str, action: str, body: dict[str, Any]) -> None:
         try:

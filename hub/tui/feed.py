@@ -6,7 +6,7 @@ stream change, a reconnect's resync and a Git poll through one code path:
 - ``HubSource`` keeps ``/api/v1/stream`` open. On every (re)connect it waits for the
   stream's ``ready`` event, then fetches the cluster list (``Resync``): the stream resumes
   from the last event id it saw, so nothing between the list and the stream is lost, and
-  the list catches whatever the feed no longer holds (the hub says ``reset`` instead of
+  the list catches whatever the feed no longer holds (the hub sends ``reset`` before
   ``ready`` then, and the recent events are read again too). Failures back off and say so
   (``Connection``: reconnecting, then unreachable after ``UNREACHABLE_AFTER`` attempts).
 - ``StatusBranchSource`` reads ``fleet-status`` every ``interval`` (no heartbeats in
@@ -37,7 +37,8 @@ from hub.tui.client import (
     HubClientError,
     HubUnreachable,
     PromotionNotConfigured,
-    WaveStatus,
+    PromotionRecord,
+    Promotions,
 )
 
 ConnectionState = Literal[
@@ -97,7 +98,8 @@ class FleetSource(Protocol):
     def updates(self) -> AsyncIterator[Update]: ...
     async def cluster(self, name: str) -> api.ClusterDetail: ...
     async def events(self, cluster: str | None, limit: int) -> list[api.EventRecord]: ...
-    async def promotions(self) -> list[WaveStatus]: ...
+    async def promotions(self) -> Promotions: ...
+    async def promotion_history(self, wave: str) -> list[PromotionRecord]: ...
     async def reconcile(self, cluster: str, unit: str | None) -> HubCommand: ...
     async def approve(self, wave: str, revision: str) -> None: ...
     async def pause(self, wave: str) -> None: ...
@@ -125,6 +127,7 @@ class HubSource:
         last_id: str | None = None
         failures = 0
         first = True
+        missed = False
         yield Connection("connecting", self.label)
         while True:
             try:
@@ -132,16 +135,19 @@ class HubSource:
                     async for event in events:
                         if event.id is not None:
                             last_id = event.id
-                        if event.event in ("ready", "reset"):
-                            # ``reset``: the hub no longer holds the changes we missed;
-                            # the list and the recent events make up for them.
+                        if event.event == "reset":
+                            # The hub no longer holds the changes we missed: the ``ready``
+                            # that follows re-reads the recent events too.
+                            missed = True
+                        elif event.event == "ready":
                             failures = 0
-                            missed = first or event.event == "reset"
                             history = (
-                                await self.client.events(None, INITIAL_EVENTS) if missed else []
+                                await self.client.events(None, INITIAL_EVENTS)
+                                if first or missed
+                                else []
                             )
                             clusters = await self.client.clusters()
-                            first = False
+                            first = missed = False
                             yield Resync(clusters, list(reversed(history)))
                             yield PromotionsChanged()
                             yield Connection("connected", self.label)
@@ -173,8 +179,11 @@ class HubSource:
     async def events(self, cluster: str | None, limit: int) -> list[api.EventRecord]:
         return await self.client.events(cluster, limit)
 
-    async def promotions(self) -> list[WaveStatus]:
+    async def promotions(self) -> Promotions:
         return await self.client.promotions()
+
+    async def promotion_history(self, wave: str) -> list[PromotionRecord]:
+        return await self.client.promotion_history(wave)
 
     async def reconcile(self, cluster: str, unit: str | None) -> HubCommand:
         return await self.client.reconcile(cluster, unit)
@@ -307,7 +316,10 @@ class StatusBranchSource:
         records = [r for r in self._seen.values() if cluster is None or r.cluster == cluster]
         return sorted(records, key=lambda record: record.time, reverse=True)[:limit]
 
-    async def promotions(self) -> list[WaveStatus]:
+    async def promotions(self) -> Promotions:
+        raise PromotionNotConfigured(404, "read-only mode (--repo) has no promoter")
+
+    async def promotion_history(self, wave: str) -> list[PromotionRecord]:
         raise PromotionNotConfigured(404, "read-only mode (--repo) has no promoter")
 
     def _refuse(self) -> ReadOnlySource:

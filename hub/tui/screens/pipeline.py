@@ -79,7 +79,10 @@ class PipelineScreen(FleetScreen):
             self.query_one("#wave-detail", Static).update("")
             self.shown = state.promotion_problem != ""
             return
-        message.update("" if waves else Text("no waves in fleet.yaml", style="yellow"))
+        if state.promotion_problem:
+            message.update(Text(state.promotion_problem, style="bold red"))
+        else:
+            message.update("" if waves else Text("no waves in fleet.yaml", style="yellow"))
         cards = list(self.query(WaveCard))
         if [c.wave.name for c in cards if c.wave] == [w.name for w in waves]:
             for card, wave in zip(cards, waves, strict=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.console import Group
 from rich.text import Text
 from textual.message import Message
 from textual.reactive import reactive
@@ -28,10 +27,10 @@ class WaveCard(Widget, can_focus=True):
         super().__init__(id=id, classes="wave-card")
         self.set_reactive(WaveCard.wave, wave)
 
-    def render(self) -> Group:
+    def render(self) -> Text:
         wave = self.wave
         if wave is None:
-            return Group()
+            return Text()
         self.set_class(wave.action in ("halt", "rollback"), "-failing")
         self.set_class(wave.paused, "-paused")
         lines = [
@@ -51,7 +50,7 @@ class WaveCard(Widget, can_focus=True):
             Text(" ".join(flag for flag in _flags(wave)), style="magenta"),
             Text(f"{len(wave.clusters)} clusters  {self.health}", style="bright_black"),
         ]
-        return Group(*lines)
+        return Text("\n").join(lines)
 
     def on_focus(self) -> None:
         if self.wave is not None:
