@@ -65,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--hub-token-file", type=Path, help="this cluster's hub token")
     run.add_argument("--hub-ca-file", type=Path, help="CA bundle for the hub's certificate")
     run.add_argument(
+        "--heartbeat",
+        default="30s",
+        help="re-send an unchanged report this often, Go duration; keep it well below the "
+        "hub's staleAfter (default: 30s)",
+    )
+    run.add_argument(
         "--status-branch",
         help="also write this cluster's status to this branch of the fleet repository "
         "(e.g. fleet-status)",
@@ -122,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(args.log_format, args.log_level)
     try:
         interval: datetime.timedelta = parse_duration(args.interval)
+        heartbeat = max(1, round(parse_duration(args.heartbeat).total_seconds()))
         settings = AgentSettings(
             cluster=args.cluster,
             repo=args.repo,
@@ -139,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
             hub_token=args.hub_token_file.read_text().strip() if args.hub_token_file else None,
             hub_ca_file=args.hub_ca_file,
             status_branch=args.status_branch,
+            heartbeat_seconds=heartbeat,
             **({"work_dir": args.work_dir} if args.work_dir else {}),
         )
     except pydantic.ValidationError as error:
