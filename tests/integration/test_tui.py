@@ -13,15 +13,19 @@ import pytest
 from agent.reporters import GitStatusReporter
 from fleet import sse
 from fleet.localkube.gitserver import git_daemon
+from hub.tui import view
 from hub.tui.app import FleetApp
 from hub.tui.client import HubClient
 from hub.tui.feed import HubSource, StatusBranchSource
 from hub.tui.screens.cluster import ClusterScreen
+from hub.tui.screens.confirm import ConfirmDialog
 from hub.tui.screens.events import EventsScreen
+from hub.tui.screens.pipeline import PipelineScreen
 from hub.tui.widgets.cluster_table import ClusterTable
 from hub.tui.widgets.event_table import EventTable
 from hub.tui.widgets.keyed_table import KeyedTable
 from hub.tui.widgets.summary_bar import SummaryBar
+from hub.tui.widgets.wave_card import WaveCard
 from tests.gitservers import served_repo
 from tests.hubserver import RunningHub, create_token, revoke_tokens, running_hub
 from tests.integration.tuikit import (
@@ -31,6 +35,7 @@ from tests.integration.tuikit import (
     Fleet,
     cluster_report,
     hub_config,
+    promoting_hub,
     tui_app,
     until,
 )
@@ -289,8 +294,6 @@ async def test_pipeline_says_when_the_hub_has_no_promoter(fleet: Fleet) -> None:
     app = tui_app(fleet.hub, fleet.clock())
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.loaded, "the first load")
-        if await promotions_configured(fleet):
-            pytest.skip("this hub has a promoter; see the pipeline tests")
         await pilot.press("w")
         await until(pilot, lambda: app.promotions_read > 0, "the promotion state")
         await pilot.pause()
@@ -300,15 +303,6 @@ async def test_pipeline_says_when_the_hub_has_no_promoter(fleet: Fleet) -> None:
         await pilot.press("a")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "PipelineScreen"
-
-
-async def promotions_configured(fleet: Fleet) -> bool:
-    token = fleet.token("dev-1")
-    async with httpx.AsyncClient() as client:
-        response = await client.get(
-            f"{fleet.hub.url}/api/v1/promotions", headers={"Authorization": f"Bearer {token}"}
-        )
-    return response.status_code not in (404, 405)
 
 
 async def test_read_only_mode_follows_the_status_branch(tmp_path: Path) -> None:
@@ -375,3 +369,91 @@ async def test_a_revoked_token_shows_as_refused(hub: RunningHub) -> None:
         await until(pilot, lambda: app.connection.state == "refused", "refused")
         assert "401" in app.connection.detail
         assert "refused by the hub" in str(app.screen.query_one("ConnectionStatus").render())
+
+
+async def test_approving_a_pending_wave_opens_its_gate(tmp_path: Path) -> None:
+    with promoting_hub(tmp_path) as promoting:
+        first = await promoting.to_approval()
+        app = tui_app(promoting.fleet.hub)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("w")
+            await until(
+                pilot,
+                lambda: (
+                    (w := app.state.wave("prod")) is not None
+                    and w.reason.startswith("approval pending")
+                ),
+                "prod to wait for an approval",
+                timeout=30,
+            )
+            assert isinstance(app.screen, PipelineScreen)
+            card = app.screen.query_one("#wave-prod", WaveCard)
+            assert "approval pending for" in str(card.render())
+
+            await pilot.press("right", "right")
+            assert app.screen.selected == "prod"
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            assert promoting.ref("prod") is None
+            await pilot.press("y")
+
+            await promoting.wait_ref("prod", first)
+            await until(
+                pilot,
+                lambda: view.same_commit(app.state.wave("prod").revision, first),  # type: ignore[union-attr]
+                "the pipeline to show prod at the approved revision",
+            )
+            history = await promoting.fleet.hub_history("prod")
+            assert [(h["action"], h["who"]) for h in history] == [
+                ("approve", "alice"),
+                ("promote", "hub"),
+            ]
+
+
+async def test_pause_resume_and_roll_back_from_the_pipeline(tmp_path: Path) -> None:
+    with promoting_hub(tmp_path) as promoting:
+        first = await promoting.to_approval()
+        app = tui_app(promoting.fleet.hub)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("w")
+            await until(
+                pilot, lambda: app.state.wave("staging") is not None, "the waves", timeout=30
+            )
+            await pilot.press("right")
+            assert app.screen.selected == "staging"
+
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            await pilot.press("y")
+            await until(pilot, lambda: app.state.wave("staging").paused, "staging paused")  # type: ignore[union-attr]
+
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            await pilot.press("n")
+            await pilot.pause(0.5)
+            assert app.state.wave("staging").paused  # type: ignore[union-attr]
+
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            await pilot.press("y")
+            await until(pilot, lambda: not app.state.wave("staging").paused, "staging resumed")  # type: ignore[union-attr]
+
+            # A second commit reaches staging; rolling back returns it to the first.
+            second = promoting.repo.commit({"note.txt": "second"}, message="second")
+            promoting.repo.push("main")
+            await promoting.wait_ref("dev", second)
+            await promoting.report_wave("dev", second)
+            await promoting.wait_ref("staging", second)
+            await promoting.report_wave("staging", second)
+            await until(
+                pilot,
+                lambda: view.same_commit(app.state.wave("staging").last_good, second),  # type: ignore[union-attr]
+                "staging good at the second commit",
+                timeout=30,
+            )
+
+            await pilot.press("b")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            assert first[:8] in str(app.screen.query_one("#dialog-question").render())
+            await pilot.press("y")
+            await promoting.wait_ref("staging", first)

@@ -9,20 +9,25 @@ screen do not depend on how long the test took to get there.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
+import pytest
+import yaml
 from textual.pilot import Pilot
 
 from fleet.report import ClusterReport, Event, UnitReport
-from hub.config import HubConfig
+from hub.config import HubConfig, PromotionConfig
 from hub.tui.app import FleetApp
 from hub.tui.client import HubClient
 from hub.tui.feed import HubSource
-from tests.hubserver import RunningHub, body_of, create_token, report
+from tests.gitservers import WorkingClone, git_daemon, served_repo
+from tests.hubserver import RunningHub, body_of, create_token, report, running_hub
 
 OLD = "89abcdef0123456789abcdef0123456789abcdef"
 NEW = "0123456789abcdef0123456789abcdef01234567"
@@ -146,6 +151,18 @@ class Fleet:
         )
         assert response.status_code == 200, response.text
 
+    async def hub_history(self, wave: str) -> list[dict[str, Any]]:
+        """The wave's promotion history, oldest first, as the hub records it."""
+        token = create_token(self.hub.config.database, "auditor", role="read-only")
+        async with httpx.AsyncClient(base_url=self.hub.url, timeout=10) as client:
+            response = await client.get(
+                "/api/v1/promotions/history",
+                params={"wave": wave},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert response.status_code == 200, response.text
+        return list(reversed(response.json()["items"]))
+
     async def put(self, made: ClusterReport) -> None:
         self.token(made.cluster)
         await anyio.to_thread.run_sync(self.put_sync, made)
@@ -178,6 +195,84 @@ def hub_config(tmp_path: Path) -> HubConfig:
             "streamPoll": "1s",
         }
     )
+
+
+PROMOTION_FLEET: dict[str, Any] = {
+    "apiVersion": "fleet.dev/v1alpha1",
+    "kind": "Fleet",
+    "clusters": [{"name": name, "labels": {"env": env}} for name, env in FLEET],
+    "waves": [
+        {"name": "dev", "selector": {"env": "dev"}},
+        {"name": "staging", "selector": {"env": "staging"}, "dependsOn": ["dev"], "soak": "1s"},
+        {
+            "name": "prod",
+            "selector": {"env": "prod"},
+            "dependsOn": ["staging"],
+            "approval": "required",
+        },
+    ],
+}
+GIT_DATE = "2026-01-01T00:00:00+00:00"
+"""Commits made at a fixed date have the same SHA in every run (snapshots show them)."""
+WAVE_REF = "refs/heads/fleet/wave/"
+
+
+@dataclass
+class Promoting:
+    """A hub whose promoter follows ``repo`` (served by git daemon), and its agents."""
+
+    fleet: Fleet
+    repo: WorkingClone
+
+    def ref(self, wave: str) -> str | None:
+        line = self.repo.git("ls-remote", "origin", f"{WAVE_REF}{wave}")
+        return line.split()[0] if line else None
+
+    async def wait_ref(self, wave: str, sha: str, timeout: float = 30) -> None:
+        with anyio.fail_after(timeout):
+            while await anyio.to_thread.run_sync(self.ref, wave) != sha:
+                await anyio.sleep(0.1)
+
+    async def report_wave(self, env: str, sha: str) -> None:
+        for name, cluster_env in FLEET:
+            if cluster_env == env:
+                await self.fleet.put(self.fleet.report(name, env, revision=sha))
+
+    async def to_approval(self) -> str:
+        """Commit fleet.yaml; dev and staging take it and report it; prod (still at an older
+        revision) then waits for an approval. Returns the commit."""
+        await self.report_wave("prod", OLD)
+        sha = self.repo.commit({"fleet.yaml": yaml.safe_dump(PROMOTION_FLEET)}, message="fleet")
+        self.repo.push("main")
+        await self.wait_ref("dev", sha)
+        await self.report_wave("dev", sha)
+        await self.wait_ref("staging", sha)
+        await self.report_wave("staging", sha)
+        return sha
+
+
+@contextmanager
+def promoting_hub(tmp_path: Path) -> Iterator[Promoting]:
+    served = tmp_path / "served"
+    served.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GIT_AUTHOR_DATE", GIT_DATE)
+        env.setenv("GIT_COMMITTER_DATE", GIT_DATE)
+        repo = served_repo(served, "fleet.git")
+        with git_daemon(served) as daemon:
+            config = hub_config(tmp_path).model_copy(
+                update={
+                    "promotion": PromotionConfig.model_validate(
+                        {
+                            "repo": daemon.url("fleet.git"),
+                            "interval": "300ms",
+                            "cacheDir": str(tmp_path / "hub-cache"),
+                        }
+                    )
+                }
+            )
+            with running_hub(config) as hub:
+                yield Promoting(Fleet(hub), repo)
 
 
 def tui_app(hub: RunningHub, clock: Callable[[], datetime.datetime] | None = None) -> FleetApp:
