@@ -103,6 +103,26 @@ def _sum(metrics: dict[str, float], prefix: str, *needles: str) -> float:
     return sum(v for k, v in metrics.items() if k.startswith(prefix) and all(n in k for n in needles))
 
 
+def _start_profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
+    """With FLEET_BENCH_PROFILE=DIR, record the agent with py-spy during a phase."""
+    folder = os.environ.get("FLEET_BENCH_PROFILE")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    output = Path(folder) / f"{phase}.txt"
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(output), "--rate", "50"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(2)  # py-spy writes its output on SIGINT
+        profiler.wait(30)
+
+
 def _git(work: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=work, check=True, env=git_env(), capture_output=True)
 
@@ -202,8 +222,10 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 cpu_all = _cpu_seconds(agent.pid, children=True)
                 cpu_plane = sum(_cpu_seconds(p) for p in control_plane if p)
                 started = time.monotonic()
+                profiler = _start_profiler(agent.pid, "mttp")
                 _git(work, "push", "--quiet", "origin", "HEAD:main")
                 finished = await _wait_all_ready(client, apps + 1, sha, 600)
+                _stop_profiler(profiler)
                 mttp = finished - started
                 mttp_cpu_agent = _cpu_seconds(agent.pid) - cpu_agent
                 mttp_cpu_render = _cpu_seconds(agent.pid, children=True) - cpu_all - mttp_cpu_agent
@@ -215,8 +237,11 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 cpu_before = _cpu_seconds(agent.pid)
                 reconciles_before = _sum(before, "fleet_reconcile_duration_seconds_count")
                 resync_started = time.monotonic()
+                profiler = _start_profiler(agent.pid, "resync")
+                # Scraping /metrics costs the agent CPU (a histogram per unit): look rarely.
                 while _sum(_metrics(port), "fleet_reconcile_duration_seconds_count") < reconciles_before + apps + 1:
-                    await anyio.sleep(0.2)
+                    await anyio.sleep(2)
+                _stop_profiler(profiler)
                 resync_seconds = time.monotonic() - resync_started
                 await anyio.sleep(1)
                 after = _metrics(port)
