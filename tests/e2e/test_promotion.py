@@ -1,0 +1,369 @@
+"""Promotion waves end to end: three local clusters (dev, staging, prod), an agent process
+each following its wave's ref, a hub whose promoter moves those refs in a real Git
+repository, and the ``fleet promote`` CLI.
+
+One story, in order: a good commit flows dev -> staging (after a 2 s soak) -> prod (after
+an approval); a bad commit fails in dev, is rolled back there by itself and never reaches
+staging or prod; prod is rolled back by hand and the time until it runs the old revision
+is measured; a dev cluster that stops reporting blocks staging, and the status says so.
+
+The agents fetch on their own only every 10 minutes: every move reaches them as a
+reconcile command the promoter queues on their command streams.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from fleet.localkube.cluster import LocalCluster
+from fleet.localkube.process import ManagedProcess
+from hub.config import HubConfig
+from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.hubserver import create_token, running_hub
+
+pytestmark = pytest.mark.timeout(600)
+
+CLUSTERS = ("dev", "staging", "prod")
+WAVE = "refs/heads/fleet/wave/"
+UNSCHEDULABLE = {"fleet.dev/no-such-node": "true"}
+FLEET = {
+    "apiVersion": "fleet.dev/v1alpha1",
+    "kind": "Fleet",
+    "clusters": [{"name": name, "labels": {"env": name}} for name in CLUSTERS],
+    "waves": [
+        {"name": "dev", "selector": {"env": "dev"}, "rollback": "auto"},
+        {"name": "staging", "selector": {"env": "staging"}, "dependsOn": ["dev"], "soak": "2s"},
+        {
+            "name": "prod",
+            "selector": {"env": "prod"},
+            "dependsOn": ["staging"],
+            "approval": "required",
+        },
+    ],
+}
+
+
+def deployment(name: str, namespace: str, color: str, **pod_spec: Any) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"color": color}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], **pod_spec},
+            },
+        },
+    }
+
+
+def fleet_files(namespace: str, color: str, *, broken: bool = False) -> dict[str, str]:
+    """fleet.yaml, one ``apps`` Kustomization per cluster (waits for health, 10 s at most)
+    and the app: a namespace, a ConfigMap and a Deployment whose pods change with color."""
+    files = {"fleet.yaml": yaml.safe_dump(FLEET)}
+    for cluster in CLUSTERS:
+        files[f"clusters/{cluster}/apps.yaml"] = yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                "kind": "Kustomization",
+                "metadata": {"name": "apps", "namespace": "flux-system"},
+                "spec": {
+                    "interval": "10m",
+                    "retryInterval": "2s",
+                    "timeout": "10s",
+                    "path": "./apps",
+                    "prune": True,
+                    "wait": True,
+                    "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+                },
+            }
+        )
+    app = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": namespace},
+            "data": {"color": color},
+        },
+        deployment("web", namespace, color),
+    ]
+    if broken:
+        app.append(deployment("broken", namespace, color, nodeSelector=UNSCHEDULABLE))
+    files["apps/app.yaml"] = yaml.safe_dump_all(app)
+    return files
+
+
+class Fleet:
+    """The hub's view, the repository's refs and the CLI, for the test's assertions."""
+
+    def __init__(self, hub_url: str, admin_file: Path, repo: WorkingClone) -> None:
+        self.hub_url = hub_url
+        self.admin_file = admin_file
+        self.repo = repo
+        self.http = httpx.Client(
+            base_url=hub_url,
+            headers={"Authorization": f"Bearer {admin_file.read_text()}"},
+            timeout=10,
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def wave(self, name: str) -> dict[str, Any]:
+        waves = self.get("/api/v1/promotions")["waves"]
+        return next((w for w in waves if w["name"] == name), {})
+
+    def running(self, cluster: str, sha: str) -> bool:
+        """The cluster reports every unit applied at ``sha`` and Ready."""
+        summary = self.get(f"/api/v1/clusters/{cluster}")
+        units = (summary["report"] or {}).get("units", [])
+        return (
+            summary["cluster"]["health"] == "Ready"
+            and bool(units)
+            and all(str(u.get("lastAppliedRevision", "")).endswith(sha) for u in units)
+        )
+
+    def revisions_seen(self, cluster: str) -> set[str]:
+        history = self.get(f"/api/v1/clusters/{cluster}/history", limit=1000)["items"]
+        return {
+            str(unit.get("lastAppliedRevision", "")).rpartition(":")[2]
+            for entry in history
+            for unit in entry["report"]["units"]
+        } | {
+            str(entry["report"]["source"].get("revision", "")).rpartition(":")[2]
+            for entry in history
+        }
+
+    def ref(self, name: str) -> str | None:
+        line = self.repo.git("ls-remote", "origin", name)
+        return line.split()[0] if line else None
+
+    def records(self) -> list[str]:
+        self.repo.git("fetch", "--quiet", "origin", "+fleet/promotions:refs/remotes/records")
+        log = self.repo.git("log", "--reverse", "--format=%s", "refs/remotes/records")
+        return log.splitlines()
+
+    def promote(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``fleet promote ...`` as a user runs it: a separate process."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fleet.cli.main",
+                "promote",
+                *args,
+                "--hub",
+                self.hub_url,
+                "--token-file",
+                str(self.admin_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
+    served = tmp_path / "served"
+    served.mkdir()
+    repo = served_repo(served, "fleet.git")
+    with git_daemon(served) as daemon:
+        yield daemon, repo
+
+
+def _agent(
+    cluster: LocalCluster, repo_url: str, hub_url: str, token_file: Path, work: Path, ns: str
+) -> ManagedProcess:
+    name = cluster.name
+    return ManagedProcess(
+        f"agent-{name}",
+        [
+            sys.executable,
+            "-m",
+            "fleet.cli.main",
+            "agent",
+            "run",
+            f"--cluster={name}",
+            f"--repo={repo_url}",
+            f"--ref={WAVE}{name}",
+            f"--kubeconfig={cluster.kubeconfig_path}",
+            "--interval=10m",
+            "--heartbeat=1s",
+            f"--namespace={ns}",
+            f"--work-dir={work}",
+            "--metrics-address=",
+            f"--hub-url={hub_url}",
+            f"--hub-token-file={token_file}",
+            f"--label=env={name}",
+        ],
+        work / name,
+    )
+
+
+def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
+    local_clusters: dict[str, LocalCluster],
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    run = uuid.uuid4().hex[:6]
+    namespace = f"e2e-promo-{run}"
+    first = repo.commit(fleet_files(namespace, "blue"), message="blue")
+    repo.push("main", *(f"{first}:{WAVE}{name}" for name in CLUSTERS))
+    database = f"sqlite:///{tmp_path / 'hub.db'}"
+    config = HubConfig.model_validate(
+        {
+            "database": database,
+            "staleAfter": "5s",
+            "streamKeepalive": "1s",
+            "promotion": {
+                "repo": daemon.url("fleet.git"),
+                "interval": "1s",
+                "cacheDir": str(tmp_path / "hub-cache"),
+            },
+        }
+    )
+    with running_hub(config) as hub:
+        admin_file = tmp_path / "admin.token"
+        admin_file.write_text(create_token(database, "alice", role="admin"))
+        fleet = Fleet(hub.url, admin_file, repo)
+        agents: dict[str, ManagedProcess] = {}
+        started_agents: list[ManagedProcess] = []
+        try:
+            for name in CLUSTERS:
+                token_file = tmp_path / f"{name}.token"
+                token_file.write_text(create_token(database, name, labels={"env": name}))
+                agents[name] = _agent(
+                    local_clusters[name],
+                    daemon.url("fleet.git"),
+                    hub.url,
+                    token_file,
+                    tmp_path / "agents",
+                    f"fleet-e2e-{run}",
+                )
+                agents[name].start()
+                started_agents.append(agents[name])
+            wait = _waiter(fleet, agents)
+            wait(lambda: all(fleet.running(c, first) for c in CLUSTERS), 120, "blue everywhere")
+            wait(lambda: fleet.wave("prod").get("lastGood") == first, 20, "prod's last good")
+
+            # A good commit: dev at once, staging after the soak, prod after approval.
+            second = repo.commit(fleet_files(namespace, "green"), message="green")
+            repo.push("main")
+            wait(lambda: fleet.running("dev", second), 60, "green in dev")
+            assert fleet.running("staging", first), "staging moved before dev was Ready"
+            wait(lambda: fleet.running("staging", second), 60, "green in staging")
+            prod = wait(
+                lambda: (w := fleet.wave("prod"))["reason"].startswith("approval") and w,
+                20,
+                "prod waiting for approval",
+            )
+            assert prod["candidate"] == second and prod["approved"] is False
+            assert fleet.running("prod", first)
+            approved = fleet.promote("approve", "prod")
+            assert approved.returncode == 0, approved.stderr
+            wait(lambda: fleet.running("prod", second), 60, "green in prod")
+            wait(lambda: fleet.wave("prod")["lastGood"] == second, 20, "prod good at green")
+            one, two = first[:7], second[:7]
+            assert [r for r in fleet.records() if "promote" in r or "approve" in r] == [
+                f"dev: promote {one} -> {two}",
+                f"staging: promote {one} -> {two}",
+                f"prod: approve {two}",
+                f"prod: promote {one} -> {two}",
+            ]
+
+            # A bad commit: dev fails its health check, goes back to green by itself; the
+            # pipeline halts there and names the cluster and the unit.
+            bad = repo.commit(fleet_files(namespace, "red", broken=True), message="red")
+            repo.push("main")
+            halt = wait(
+                lambda: next(
+                    (
+                        h
+                        for h in fleet.get("/api/v1/promotions/history", wave="dev")["items"]
+                        if h["action"] == "halt"
+                    ),
+                    None,
+                ),
+                90,
+                "dev to halt on the bad commit",
+            )
+            assert halt["revision"] == bad
+            assert "failed on dev (flux-system/apps: HealthCheckFailed)" in halt["why"]
+            wait(lambda: fleet.ref(f"{WAVE}dev") == second, 20, "dev's ref back at green")
+            wait(lambda: fleet.running("dev", second), 60, "dev back at green")
+            dev = fleet.wave("dev")
+            assert dev["reason"].startswith(f"{bad[:7]} failed here before"), dev
+            for cluster in ("staging", "prod"):
+                assert bad not in fleet.revisions_seen(cluster), f"{cluster} saw the bad commit"
+                assert fleet.ref(f"{WAVE}{cluster}") == second
+            assert f"dev: roll back {bad[:7]} -> {two}" in fleet.records()
+
+            # A manual rollback of prod to blue, timed from the command to prod Ready.
+            started = time.monotonic()
+            rolled = fleet.promote("rollback", "prod", "--to", first)
+            assert rolled.returncode == 0, rolled.stderr
+            wait(lambda: fleet.running("prod", first), 60, "prod back at blue")
+            rollback_seconds = time.monotonic() - started
+            assert fleet.ref(f"{WAVE}prod") == first
+            prod = fleet.wave("prod")
+            assert prod["action"] == "wait" and "failed here before" in prod["reason"], prod
+
+            # dev's agent stops: dev goes stale and blocks staging; the status names it.
+            agents.pop("dev").stop()  # the waiter checks only the agents still in there
+            newer = repo.commit(fleet_files(namespace, "yellow"), message="yellow")
+            repo.push("main")
+            wait(lambda: fleet.ref(f"{WAVE}dev") == newer, 20, "dev's ref at yellow")
+            staging = wait(
+                lambda: (w := fleet.wave("staging"))["reason"].startswith("blocked") and w,
+                30,
+                "staging blocked by the stale dev cluster",
+            )
+            assert staging["reason"] == "blocked by stale cluster(s) dev (maxStale 0)"
+            shown = fleet.promote("status")
+            assert shown.returncode == 0, shown.stderr
+            assert "blocked by stale cluster(s) dev" in shown.stdout
+            assert fleet.ref(f"{WAVE}staging") == second
+        finally:
+            for agent in started_agents:
+                agent.stop()
+    print(f"\nmanual rollback of prod -> prod Ready at the old revision: {rollback_seconds:.2f}s")
+    print(shown.stdout)
+
+
+def _waiter(fleet: Fleet, agents: dict[str, ManagedProcess]) -> Callable[..., Any]:
+    def wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            for agent in agents.values():
+                agent.check_running()
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {a.name}:\n{a.log_tail(30)}" for a in agents.values())
+                status = fleet.get("/api/v1/promotions")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; promotions: {status}\n{tails}"
+                )
+            time.sleep(0.1)
+
+    return wait
