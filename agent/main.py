@@ -7,8 +7,8 @@ import logging
 import signal
 
 import anyio
-from prometheus_client import start_http_server
 
+from agent.health import HealthServer
 from agent.loop import Agent
 from agent.reporters import GitStatusReporter, HubReporter
 from agent.reporting import Reporting
@@ -25,9 +25,13 @@ async def run(settings: AgentSettings) -> None:
     )
     agent = Agent(settings, client)
     agent.metrics.count_requests_of(client)
+    http: HealthServer | None = None
     if settings.metrics_address:
         host, _, port = settings.metrics_address.rpartition(":")
-        start_http_server(int(port), host or "0.0.0.0", registry=agent.metrics.registry)
+        http = HealthServer(
+            host or "0.0.0.0", int(port), agent.metrics.registry, agent.started.is_set
+        )
+        http.start()
     log.info(
         "agent for cluster %s following %s (%s), path %s",
         settings.cluster,
@@ -46,6 +50,8 @@ async def run(settings: AgentSettings) -> None:
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
+        if http is not None:
+            http.stop()
         log.info("agent stopped")
 
 

@@ -1,0 +1,74 @@
+"""The agent's install manifests and its health endpoint, as plain data and a local socket."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from prometheus_client import CollectorRegistry, Counter
+
+from agent.health import HealthServer
+from fleet import install
+
+
+def _kinds(objects: list[dict[str, object]]) -> list[str]:
+    return [str(o["kind"]) for o in objects]
+
+
+def test_default_install_binds_cluster_admin_and_mounts_no_secrets() -> None:
+    objects = install.manifests(install.InstallOptions("dev", "git://git.example/fleet.git"))
+    assert _kinds(objects) == [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ]
+    binding = objects[2]
+    assert binding["roleRef"]["name"] == "cluster-admin"
+    container = objects[3]["spec"]["template"]["spec"]["containers"][0]
+    assert "--cluster=dev" in container["args"]
+    assert not any(a.startswith("--git-secret-dir") for a in container["args"])
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_least_privilege_keeps_secrets_to_the_agent_namespace() -> None:
+    objects = install.manifests(
+        install.InstallOptions("dev", "ssh://git@h/f.git", least_privilege=True, git_secret=True)
+    )
+    role = next(o for o in objects if o["kind"] == "ClusterRole")
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources
+    impersonate = next(rule for rule in role["rules"] if "impersonate" in rule["verbs"])
+    assert "serviceaccounts" in impersonate["resources"]
+    own = next(o for o in objects if o["kind"] == "Role")
+    assert own["metadata"]["namespace"] == "fleet-system"
+    assert any("secrets" in rule["resources"] for rule in own["rules"])
+
+
+def test_run_locally_installs_a_deployment_without_replicas() -> None:
+    objects = install.manifests(install.InstallOptions("dev", "/repo", run_locally=True))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 0
+    assert deployment["metadata"]["annotations"] == {install.RUN_LOCALLY_ANNOTATION: "true"}
+
+
+def test_health_server_serves_metrics_liveness_and_readiness() -> None:
+    registry = CollectorRegistry()
+    Counter("fleet_test_total", "a test counter", registry=registry).inc()
+    ready = False
+    server = HealthServer("127.0.0.1", 0, registry, lambda: ready)
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert urllib.request.urlopen(f"{base}/healthz").status == 200
+        try:
+            urllib.request.urlopen(f"{base}/readyz")
+            raise AssertionError("readyz answered 2xx before the agent started")
+        except urllib.error.HTTPError as error:
+            assert error.code == 503
+        ready = True
+        assert urllib.request.urlopen(f"{base}/readyz").status == 200
+        assert b"fleet_test_total 1.0" in urllib.request.urlopen(f"{base}/metrics").read()
+    finally:
+        server.stop()
