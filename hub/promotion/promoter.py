@@ -128,7 +128,7 @@ class Promoter:
         self._viewed = False
         self._actions: dict[str, api.PromotionAction] = {}
         self.leader = False
-        self.passes = 0
+        """Whether this replica held the promoter lease at its last pass."""
 
     @property
     def source_ref(self) -> str:
@@ -194,7 +194,6 @@ class Promoter:
         now = self.host.clock()
         ttl = max(3 * self.interval, 10.0)
         self.leader = await store.acquire_lease(self.holder, now, ttl)
-        self.passes += 1
         if snapshot.config is None or snapshot.head is None:
             error = snapshot.error or "no fleet.yaml"
             await self._set_view(observe.halted_view(self._view.waves, error), error)

@@ -17,7 +17,7 @@ from fleet.models.fleetconfig import FLEET_FILE, WAVE_REF_PREFIX, FleetConfig, l
 from fleet.source import GitAuth, SourceError
 from fleet.source.mirror import RefMirror
 from fleet.source.push import BranchWriter
-from hub.config import PromotionConfig
+from hub.config import ConfigError, PromotionConfig
 from hub.promotion import records
 from hub.promotion.observe import wave_refs
 from hub.store.promotions import Entry
@@ -40,14 +40,18 @@ class Snapshot:
 
 
 def auth_of(config: PromotionConfig) -> GitAuth:
+    """The configured credentials; ``ConfigError`` when a file cannot be read or used."""
     credentials = config.auth
-    if credentials.token_file is not None:
-        return GitAuth.token(credentials.token_file.read_text().strip())
-    if credentials.ssh_key_file is not None:
-        assert credentials.known_hosts_file is not None
-        return GitAuth.ssh(credentials.ssh_key_file, credentials.known_hosts_file)
-    if credentials.secret_dir is not None:
-        return GitAuth.from_directory(credentials.secret_dir)
+    try:
+        if credentials.token_file is not None:
+            return GitAuth.token(credentials.token_file.read_text().strip())
+        if credentials.ssh_key_file is not None:
+            assert credentials.known_hosts_file is not None
+            return GitAuth.ssh(credentials.ssh_key_file, credentials.known_hosts_file)
+        if credentials.secret_dir is not None:
+            return GitAuth.from_directory(credentials.secret_dir)
+    except (OSError, SourceError) as error:
+        raise ConfigError(f"promotion.auth: {error}") from None
     return GitAuth.none()
 
 
@@ -61,10 +65,13 @@ class FleetRepository:
         self.source_ref = f"refs/heads/{config.branch}"
         auth = auth_of(config)
         cache = config.cache_dir or default_cache_dir()
-        self.mirror = RefMirror(config.repo, auth, cache_dir=cache)
-        self.records = BranchWriter(
-            config.repo, config.records_branch, auth, cache_dir=cache, author=AUTHOR
-        )
+        try:
+            self.mirror = RefMirror(config.repo, auth, cache_dir=cache)
+            self.records = BranchWriter(
+                config.repo, config.records_branch, auth, cache_dir=cache, author=AUTHOR
+            )
+        except SourceError as error:
+            raise ConfigError(f"promotion.repo: {error}") from None
 
     def snapshot(self) -> Snapshot:
         """Fetch the source branch and every wave ref; read and validate fleet.yaml."""
