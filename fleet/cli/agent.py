@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydantic
 
+from fleet.cli import install
 from fleet.models import parse_duration
 from fleet.source import GitAuth, GitRef, SourceConfigError
 
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     run.set_defaults(func=_run)
+    install.register(sub)
 
 
 def parse_ref(text: str) -> GitRef:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from fleet import __version__
-from fleet.cli import agent, demo, dev, get, hub, promote, tui, units
+from fleet.cli import agent, bootstrap, demo, dev, get, hub, promote, tui, units
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fleet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     agent.register(subparsers)
+    bootstrap.register(subparsers)
     demo.register(subparsers)
     dev.register(subparsers)
     get.register(subparsers)

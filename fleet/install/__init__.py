@@ -5,7 +5,8 @@
 returns the credential Secrets, which are applied but never committed.
 """
 
-from fleet.install.manifests import (
+from fleet.install import objects
+from fleet.install.objects import (
     BOOTSTRAP_FIELD_MANAGER,
     DEPLOYMENT_NAME,
     GIT_SECRET_NAME,
@@ -32,5 +33,6 @@ __all__ = [
     "git_secret",
     "hub_secret",
     "manifests",
+    "objects",
     "to_yaml",
 ]
