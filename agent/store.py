@@ -15,7 +15,7 @@ import anyio
 
 from fleet.api import unit as unit_api
 from fleet.core import drift, health
-from fleet.kube import KubeClient, KubeError
+from fleet.kube import KubeClient, KubeError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,15 @@ class UnitStore:
                 if live is not None and health.assess(live).ready:
                     break
                 await anyio.sleep(0.1)
-        self._client.forget_discovery(unit_api.API_VERSION)
+            # Established comes a moment before discovery serves the group version; a
+            # list right away can still find no such kind.
+            while True:
+                self._client.forget_discovery(unit_api.API_VERSION)
+                try:
+                    await self._client.resource(unit_api.API_VERSION, unit_api.KIND)
+                    break
+                except NotFound:
+                    await anyio.sleep(0.1)
 
     async def load(self) -> dict[str, Object]:
         """Every Unit in the namespace, by name, as a restarted agent finds them."""
