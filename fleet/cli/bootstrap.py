@@ -68,12 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "demo): install everything, the Deployment with no replicas, and run the agent as a "
         "local process with a token of its ServiceAccount",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        help="where --run-local keeps the agent's PID, log and credentials "
-        "(default: ~/.cache/fleet/local-agents)",
-    )
+    install_cli.add_state_flag(parser)
     parser.add_argument(
         "--agent-arg",
         action="append",
@@ -274,9 +269,8 @@ async def _start_local(
     hub_token: str | None,
 ) -> None:
     from fleet.install import cluster
-    from fleet.install.local import LocalAgent, state_root
 
-    local = LocalAgent(args.cluster, (args.state_dir or state_root()).expanduser().resolve())
+    local = install_cli.local_agent(args)
     pid = local.pid()
     if pid is not None:
         progress("◎", f"local agent already runs (pid {pid}, log {local.log_file})")

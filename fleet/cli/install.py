@@ -9,6 +9,7 @@ from pathlib import Path
 from fleet import install
 from fleet.cli import kubeargs
 from fleet.cli.kubeargs import progress
+from fleet.install.local import LocalAgent, state_root
 
 
 def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,20 @@ def add_install_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--status-branch", help="also write status to this branch")
     parser.add_argument("--interval", default="1m", help="fetch interval (default: 1m)")
+
+
+def add_state_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where local agents keep their PID, log and credentials "
+        "(default: ~/.cache/fleet/local-agents)",
+    )
+
+
+def local_agent(args: argparse.Namespace) -> LocalAgent:
+    root = (args.state_dir or state_root()).expanduser().resolve()
+    return LocalAgent(args.cluster, root)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,6 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     remove.add_argument("--cluster", help="also stop this cluster's local agent, if any")
     remove.add_argument("--prune", action="store_true", help="also delete what the agent applied")
+    add_state_flag(remove)
     add_cluster_flags(remove)
     remove.set_defaults(func=_uninstall)
 
@@ -79,6 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Stop the local agent process of a cluster by its recorded PID.",
     )
     stop.add_argument("--cluster", required=True)
+    add_state_flag(stop)
     stop.set_defaults(func=_stop_local)
 
 
@@ -158,9 +175,7 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 def _stop_local(args: argparse.Namespace) -> int:
-    from fleet.install.local import LocalAgent
-
-    pid = LocalAgent(args.cluster).stop()
+    pid = local_agent(args).stop()
     if pid is None:
         progress("◎", f"no local agent runs for cluster {args.cluster}")
     else:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import yaml
 
 from fleet.api import unit as unit_api
@@ -110,7 +111,9 @@ async def labelled_objects(client: KubeClient, label_selector: str) -> list[dict
     return found
 
 
-async def uninstall(client: KubeClient, *, prune: bool = False) -> list[str]:
+async def uninstall(
+    client: KubeClient, *, prune: bool = False, wait_seconds: float = 60
+) -> list[str]:
     """Remove the agent: its Deployment first (so nothing re-applies), with ``prune`` every
     object a unit applied, then the install objects, the Units and the Unit CRD.
 
@@ -135,11 +138,20 @@ async def uninstall(client: KubeClient, *, prune: bool = False) -> list[str]:
             await delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     selector = ",".join(f"{k}={v}" for k, v in manifests.INSTALL_LABELS.items())
     for obj in await labelled_objects(client, selector):
-        if obj["kind"] == "Namespace":
-            continue
         meta = obj["metadata"]
+        if obj["kind"] == "Namespace" or meta.get("ownerReferences"):
+            continue  # the namespace goes last; owned objects go with their owner
         await delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     crd = unit_api.unit_crd()
     await delete(crd["apiVersion"], crd["kind"], crd["metadata"]["name"], None)
     await delete("v1", "Namespace", manifests.NAMESPACE, None)
+    # Both finish asynchronously (the Units go first); wait, so a re-install right after
+    # does not meet a terminating namespace.
+    for api_version, kind, name in (
+        (crd["apiVersion"], crd["kind"], crd["metadata"]["name"]),
+        ("v1", "Namespace", manifests.NAMESPACE),
+    ):
+        with anyio.move_on_after(wait_seconds):
+            while await client.get(api_version, kind, name) is not None:
+                await anyio.sleep(0.2)
     return deleted

@@ -5,10 +5,14 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+import pytest
+import yaml
 from prometheus_client import CollectorRegistry, Counter
 
 from agent.health import HealthServer
 from fleet import install
+from fleet.cli import bootstrap
+from fleet.cli.main import main
 
 
 def _kinds(objects: list[dict[str, object]]) -> list[str]:
@@ -72,3 +76,40 @@ def test_health_server_serves_metrics_liveness_and_readiness() -> None:
         assert b"fleet_test_total 1.0" in urllib.request.urlopen(f"{base}/metrics").read()
     finally:
         server.stop()
+
+
+def test_agent_install_print_is_yaml_of_the_expected_kinds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "agent",
+            "install",
+            "--cluster=dev",
+            "--repo=git://h/f.git",
+            "--print",
+            "--least-privilege",
+        ]
+    )
+    assert code == 0
+    kinds = [o["kind"] for o in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds == [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+    ]
+
+
+def test_fleet_yaml_gains_the_cluster_once() -> None:
+    created = bootstrap._with_cluster(None, "dev")
+    assert created is not None
+    assert yaml.safe_load(created)["clusters"] == [{"name": "dev"}]
+    assert bootstrap._with_cluster(created, "dev") is None
+    grown = bootstrap._with_cluster(created, "prod")
+    assert grown is not None
+    assert [c["name"] for c in yaml.safe_load(grown)["clusters"]] == ["dev", "prod"]

@@ -1,0 +1,170 @@
+"""``fleet bootstrap --run-local`` against a real cluster and a fresh repository on a git
+daemon: the agent it starts runs as the installed ServiceAccount and manages itself from Git."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+
+from fleet import install
+from fleet.api import unit as unit_api
+from fleet.cli.main import main
+from fleet.install.local import LocalAgent
+from fleet.kube import Forbidden, KubeClient
+from fleet.localkube.cluster import LocalCluster
+from tests.gitservers import GitDaemon, WorkingClone, git_daemon, git_env, served_repo
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
+    served = tmp_path / "served"
+    served.mkdir()
+    repo = served_repo(served, "fleet.git")
+    with git_daemon(served) as daemon:
+        yield daemon, repo
+
+
+def _commits(bare: Path) -> int:
+    out = subprocess.run(
+        ["git", "rev-list", "--count", "main"],
+        cwd=bare,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+async def _get(kubeconfig: Path, api_version: str, kind: str, name: str, ns: str | None) -> Any:
+    async with await KubeClient.from_kubeconfig(str(kubeconfig)) as client:
+        return await client.get(api_version, kind, name, ns)
+
+
+async def _versions(kubeconfig: Path) -> dict[str, str]:
+    """resourceVersion of every install object, to see that a re-run wrote nothing."""
+    options = install.InstallOptions("dev", "x", least_privilege=True)
+    found = {}
+    async with await KubeClient.from_kubeconfig(str(kubeconfig)) as client:
+        for obj in install.manifests(options):
+            meta = obj["metadata"]
+            live = await client.get(
+                obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")
+            )
+            assert live is not None, f"{obj['kind']} {meta['name']} missing"
+            found[f"{obj['kind']}/{meta['name']}"] = live["metadata"]["resourceVersion"]
+    return found
+
+
+async def _eventually_configmap(kubeconfig: Path, namespace: str, value: str) -> None:
+    with anyio.fail_after(60):
+        while True:
+            live = await _get(kubeconfig, "v1", "ConfigMap", "settings", namespace)
+            if live is not None and live.get("data") == {"color": value}:
+                return
+            await anyio.sleep(0.3)
+
+
+def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
+    cluster: LocalCluster,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    kubeconfig = cluster.kubeconfig_path
+    state = tmp_path / "agents"
+    bootstrap = [
+        "bootstrap",
+        "--cluster=dev",
+        f"--repo={daemon.url('fleet.git')}",
+        f"--kubeconfig={kubeconfig}",
+        "--least-privilege",
+        "--run-local",
+        f"--state-dir={state}",
+        "--interval=2s",
+        "--agent-arg=--metrics-address=",
+        "--timeout=120",
+    ]
+    local = LocalAgent("dev", state)
+    try:
+        assert main(bootstrap) == 0
+        assert local.pid() is not None
+        assert _commits(repo.bare) == 1
+        repo.git("pull", "--quiet", "origin", "main")
+        fleet_file = yaml.safe_load((repo.work / "fleet.yaml").read_text())
+        assert fleet_file["clusters"] == [{"name": "dev"}]
+        committed = list(
+            yaml.safe_load_all(
+                (repo.work / "clusters/dev/fleet-system/fleet-agent.yaml").read_text()
+            )
+        )
+        assert {"Deployment", "ClusterRole", "ServiceAccount"} <= {o["kind"] for o in committed}
+        # The agent applied its own manifests: they carry the unit labels.
+        role = anyio.run(
+            _get, kubeconfig, "rbac.authorization.k8s.io/v1", "ClusterRole", "fleet-agent", None
+        )
+        assert role["metadata"]["labels"][unit_api.UNIT_NAME_LABEL] == unit_api.ROOT_UNIT
+
+        repo.commit(
+            {
+                "clusters/dev/app.yaml": yaml.safe_dump(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "settings", "namespace": namespace},
+                        "data": {"color": "blue"},
+                    }
+                )
+            }
+        )
+        repo.push("main")
+        anyio.run(_eventually_configmap, kubeconfig, namespace, "blue")
+
+        # A second run: no commit, no object written, the same agent keeps running.
+        pid = local.pid()
+        before = anyio.run(_versions, kubeconfig)
+        assert main(bootstrap) == 0
+        assert _commits(repo.bare) == 2
+        assert anyio.run(_versions, kubeconfig) == before
+        assert local.pid() == pid
+
+        # The agent's ServiceAccount reads ConfigMaps everywhere, Secrets nowhere but its own.
+        anyio.run(_get, local.kubeconfig, "v1", "ConfigMap", "settings", namespace)
+        with pytest.raises(Forbidden):
+            anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", namespace)
+        anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", "fleet-system")
+
+        # Uninstall keeps the workloads; --prune takes them too.
+        assert (
+            main(
+                [
+                    "agent",
+                    "uninstall",
+                    "--cluster=dev",
+                    f"--state-dir={state}",
+                    f"--kubeconfig={kubeconfig}",
+                ]
+            )
+            == 0
+        )
+        assert local.pid() is None
+        assert anyio.run(_get, kubeconfig, "v1", "ConfigMap", "settings", namespace) is not None
+        crd = unit_api.unit_crd()
+        assert (
+            anyio.run(
+                _get, kubeconfig, crd["apiVersion"], crd["kind"], crd["metadata"]["name"], None
+            )
+            is None
+        )
+        assert main(["agent", "uninstall", "--prune", f"--kubeconfig={kubeconfig}"]) == 0
+        assert anyio.run(_get, kubeconfig, "v1", "ConfigMap", "settings", namespace) is None
+    finally:
+        local.stop()
+        main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
