@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv system-deps k8s-bin flux-bin test test-unit lint typecheck demo clusters-up clusters-down bench clean
+.PHONY: all venv system-deps k8s-bin flux-bin test test-unit lint typecheck demo clusters-up clusters-down bench clean image kind-demo
 
 all: test
 
@@ -65,6 +65,22 @@ demo: venv k8s-bin
 ## run it on a quiet machine.
 bench: venv k8s-bin flux-bin
 	$(BIN)/python -m bench.mttp --flux
+
+## The fleet image (Dockerfile); needs Docker, which this repository's CI lacks.
+## TOOLS=cache copies kustomize and helm from ~/.cache/fleet/bin instead of building them.
+IMAGE ?= fleet:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+TOOLS ?= build
+FLEET_BIN_CACHE ?= $${FLEET_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fleet}/bin
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "✗ make image needs Docker (not available here)"; exit 1; }
+	rm -rf .image-tools && mkdir -p .image-tools
+	if [ "$(TOOLS)" = cache ]; then cp -r $(FLEET_BIN_CACHE)/kustomize-v* $(FLEET_BIN_CACHE)/helm-v* .image-tools/; fi
+	docker build --build-arg TOOLS=$(TOOLS) -t $(IMAGE) .
+
+## The demo on three kind clusters with the agent in each as a Deployment (needs Docker
+## and kind; see hack/kind-demo.sh).
+kind-demo: venv
+	PATH=$(CURDIR)/$(BIN):$$PATH IMAGE=$(IMAGE) hack/kind-demo.sh
 
 clusters-up: venv k8s-bin
 	$(BIN)/fleet dev clusters up dev staging prod
