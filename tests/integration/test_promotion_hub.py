@@ -22,7 +22,15 @@ from fleet.cli.main import main
 from fleet.report import UnitReport
 from hub.config import HubConfig
 from tests.gitservers import WorkingClone, git_daemon, served_repo
-from tests.hubserver import RunningHub, body_of, create_token, report, running_hub
+from tests.hubserver import (
+    Receiver,
+    RunningHub,
+    body_of,
+    create_token,
+    receiver,
+    report,
+    running_hub,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,6 +67,7 @@ class Promotions:
     admin: httpx.Client
     reader: httpx.Client
     agents: dict[str, httpx.Client]
+    notified: Receiver
 
     def status(self) -> dict[str, Any]:
         response = self.admin.get("/api/v1/promotions")
@@ -119,12 +128,13 @@ def promotions(tmp_path: Path, database: str) -> Iterator[Promotions]:
     served = tmp_path / "served"
     served.mkdir()
     repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
+    with git_daemon(served) as daemon, receiver() as notified:
         config = HubConfig.model_validate(
             {
                 "database": database,
                 "staleAfter": "30s",
                 "streamKeepalive": "1s",
+                "notifications": [{"name": "hook", "type": "webhook", "url": notified.url}],
                 "promotion": {
                     "repo": daemon.url("fleet.git"),
                     "interval": "300ms",
@@ -149,6 +159,7 @@ def promotions(tmp_path: Path, database: str) -> Iterator[Promotions]:
                 client(create_token(database, "alice", role="admin")),
                 client(create_token(database, "bob", role="read-only")),
                 agents,
+                notified,
             )
 
 
@@ -359,6 +370,19 @@ def test_a_failing_revision_rolls_dev_back_by_itself_and_never_reaches_staging(
     assert (rollback["action"], rollback["from"], rollback["revision"]) == ("rollback", bad, good)
     assert rollback["who"] == "hub"
     assert {h["wave"] for h in history if h["revision"] == bad} == {"dev"}
+
+    def wave_alerts() -> list[tuple[str, str]]:
+        return [
+            (a["reason"], a["severity"])
+            for a in promotions.notified.bodies
+            if a["cluster"] == "wave/dev" and a["reason"] in ("PromotionHalted", "RolledBack")
+        ]
+
+    alerts = eventually(lambda: len(wave_alerts()) >= 2 and wave_alerts(), 10, "two alerts")
+    assert alerts == [("PromotionHalted", "error"), ("RolledBack", "warning")]
+    halted = next(a for a in promotions.notified.bodies if a["reason"] == "PromotionHalted")
+    assert "failed on dev (flux-system/apps: HealthCheckFailed)" in halted["message"]
+    assert halted["labels"] == {"env": "dev", "fleet.dev/wave": "dev"}
     assert f"staging: promote {good[:7]} -> {bad[:7]}" not in promotions.records()
 
 
