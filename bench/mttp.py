@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import os
 import platform
 import statistics
@@ -39,7 +40,7 @@ from bench.flux import FluxRun, run_flux
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient, NotFound
 from fleet.localkube import toolchain
-from fleet.localkube.cluster import LocalCluster, running_clusters
+from fleet.localkube.cluster import running_clusters
 from fleet.localkube.gitserver import free_port, git_daemon, git_env, seed_repository
 from fleet.localkube.process import ManagedProcess
 
@@ -100,7 +101,9 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 def _sum(metrics: dict[str, float], prefix: str, *needles: str) -> float:
-    return sum(v for k, v in metrics.items() if k.startswith(prefix) and all(n in k for n in needles))
+    return sum(
+        v for k, v in metrics.items() if k.startswith(prefix) and all(n in k for n in needles)
+    )
 
 
 def _start_profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
@@ -111,7 +114,18 @@ def _start_profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     output = Path(folder) / f"{phase}.txt"
     return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(output), "--rate", "50"],
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--rate",
+            "50",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -138,7 +152,9 @@ async def _units(client: KubeClient) -> list[dict[str, Any]]:
 def _ready_at(unit: dict[str, Any], sha: str) -> bool:
     status = unit.get("status") or {}
     ready = unit_api.ready_condition(status) or {}
-    return ready.get("status") == "True" and str(status.get("lastAppliedRevision", "")).endswith(sha)
+    return ready.get("status") == "True" and str(status.get("lastAppliedRevision", "")).endswith(
+        sha
+    )
 
 
 async def _wait_all_ready(client: KubeClient, expected: int, sha: str, timeout: float) -> float:
@@ -168,15 +184,24 @@ async def _heal_latencies(client: KubeClient, apps: int, samples: int) -> list[f
         )
         with anyio.fail_after(30):
             async for event in client.watch(
-                "apps/v1", "Deployment", workload.NAMESPACE, resource_version=version, timeout_seconds=30
+                "apps/v1",
+                "Deployment",
+                workload.NAMESPACE,
+                resource_version=version,
+                timeout_seconds=30,
             ):
                 obj = event.object
                 if obj.get("metadata", {}).get("name") != name:
                     continue
-                if obj["spec"]["replicas"] == 0 and any(
-                    m.get("manager") == unit_api.FIELD_MANAGER and m.get("time", "") != ""
-                    for m in obj["metadata"].get("managedFields", [])
-                ) and event.type == "MODIFIED" and obj["metadata"].get("generation", 0) > 1:
+                if (
+                    obj["spec"]["replicas"] == 0
+                    and any(
+                        m.get("manager") == unit_api.FIELD_MANAGER and m.get("time", "") != ""
+                        for m in obj["metadata"].get("managedFields", [])
+                    )
+                    and event.type == "MODIFIED"
+                    and obj["metadata"].get("generation", 0) > 1
+                ):
                     latencies.append(time.monotonic() - started)
                     break
     return latencies
@@ -190,24 +215,42 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
         workload.write_repository(content, 0)
         seed_repository(content, served / "fleet.git", message="empty fleet")
         work = root / "work"
-        subprocess.run(["git", "clone", "--quiet", str(served / "fleet.git"), str(work)], check=True, env=git_env())
+        subprocess.run(
+            ["git", "clone", "--quiet", str(served / "fleet.git"), str(work)],
+            check=True,
+            env=git_env(),
+        )
         with git_daemon(served, root / "git-daemon") as daemon:
             port = free_port()
             agent = ManagedProcess(
                 "agent",
                 [
-                    sys.executable, "-m", "fleet.cli.main", "agent", "run",
-                    "--cluster=bench", f"--repo={daemon.url('fleet.git')}",
-                    f"--kubeconfig={cluster.kubeconfig_path}", "--interval=1s",
-                    f"--work-dir={root / 'agent-work'}", f"--metrics-address=127.0.0.1:{port}",
-                    "--log-level=warning", f"--workers={WORKERS}",
+                    sys.executable,
+                    "-m",
+                    "fleet.cli.main",
+                    "agent",
+                    "run",
+                    "--cluster=bench",
+                    f"--repo={daemon.url('fleet.git')}",
+                    f"--kubeconfig={cluster.kubeconfig_path}",
+                    "--interval=1s",
+                    f"--work-dir={root / 'agent-work'}",
+                    f"--metrics-address=127.0.0.1:{port}",
+                    "--log-level=warning",
+                    f"--workers={WORKERS}",
                 ],
                 root / "agent",
             )
             agent.start()
             client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
             try:
-                head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+                head = subprocess.run(
+                    ["git", "rev-parse", "HEAD"],
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
                 await _wait_all_ready(client, 1, head, 120)
                 await anyio.sleep(2)
                 assert agent.pid is not None
@@ -216,7 +259,13 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 workload.write_repository(work, apps, interval=f"{RESYNC_INTERVAL}s")
                 _git(work, "add", "--all")
                 _git(work, "commit", "--quiet", "-m", f"{apps} apps")
-                sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+                sha = subprocess.run(
+                    ["git", "rev-parse", "HEAD"],
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
                 control_plane = [cluster.processes[n].pid for n in ("kube-apiserver", "etcd")]
                 cpu_agent = _cpu_seconds(agent.pid)
                 cpu_all = _cpu_seconds(agent.pid, children=True)
@@ -239,32 +288,60 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 resync_started = time.monotonic()
                 profiler = _start_profiler(agent.pid, "resync")
                 # Scraping /metrics costs the agent CPU (a histogram per unit): look rarely.
-                while _sum(_metrics(port), "fleet_reconcile_duration_seconds_count") < reconciles_before + apps + 1:
+                while (
+                    _sum(_metrics(port), "fleet_reconcile_duration_seconds_count")
+                    < reconciles_before + apps + 1
+                ):
                     await anyio.sleep(2)
                 _stop_profiler(profiler)
                 resync_seconds = time.monotonic() - resync_started
                 await anyio.sleep(1)
                 after = _metrics(port)
                 cpu = _cpu_seconds(agent.pid) - cpu_before
-                delta = {k: after[k] - before.get(k, 0) for k in after if k.startswith("fleet_kube_requests_total")}
-                writes = sum(v for k, v in delta.items() if 'dry_run="false"' in k and any(f'verb="{w}"' in k for w in ("PATCH", "POST", "PUT", "DELETE")))
+                delta = {
+                    k: after[k] - before.get(k, 0)
+                    for k in after
+                    if k.startswith("fleet_kube_requests_total")
+                }
+                writes = sum(
+                    v
+                    for k, v in delta.items()
+                    if 'dry_run="false"' in k
+                    and any(f'verb="{w}"' in k for w in ("PATCH", "POST", "PUT", "DELETE"))
+                )
                 dry_runs = sum(v for k, v in delta.items() if 'dry_run="true"' in k)
-                reads = sum(v for k, v in delta.items() if any(f'verb="{r}"' in k for r in ("GET", "LIST")))
+                reads = sum(
+                    v for k, v in delta.items() if any(f'verb="{r}"' in k for r in ("GET", "LIST"))
+                )
                 heals = await _heal_latencies(client, apps, 100)
             finally:
                 await client.close()
                 agent.stop()
     heals.sort()
     return FleetRun(
-        apps, mttp, mttp_cpu_agent, mttp_cpu_render, mttp_cpu_plane, rss_idle, rss_peak, resync_seconds, int(writes), int(dry_runs), int(reads), cpu,
-        statistics.median(heals), heals[min(len(heals) - 1, int(len(heals) * 0.99))],
+        apps,
+        mttp,
+        mttp_cpu_agent,
+        mttp_cpu_render,
+        mttp_cpu_plane,
+        rss_idle,
+        rss_peak,
+        resync_seconds,
+        int(writes),
+        int(dry_runs),
+        int(reads),
+        cpu,
+        statistics.median(heals),
+        heals[min(len(heals) - 1, int(len(heals) * 0.99))],
     )
 
 
 async def run_floor(apps: int, root: Path, concurrency: int = 64) -> float:
     """The same objects as concurrent server-side applies: what the API server allows."""
     with running_clusters(["floor"], root / "clusters") as (cluster,):
-        client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path), max_concurrency=concurrency)
+        client = await KubeClient.from_kubeconfig(
+            str(cluster.kubeconfig_path), max_concurrency=concurrency
+        )
         try:
             await client.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": workload.NAMESPACE}},
@@ -280,7 +357,9 @@ async def run_floor(apps: int, root: Path, concurrency: int = 64) -> float:
             started = time.monotonic()
             async with anyio.create_task_group() as tasks:
                 for obj in objects:
-                    tasks.start_soon(lambda o=obj: client.apply(o, field_manager="floor", force=True))
+                    tasks.start_soon(
+                        functools.partial(client.apply, obj, field_manager="floor", force=True)
+                    )
             return time.monotonic() - started
         finally:
             await client.close()
@@ -308,8 +387,11 @@ def write_results(
         "Workload (fluxcd/flux-benchmark): N apps, each a Kustomization (wait: true) of a "
         "Deployment scaled to zero, a ServiceAccount, a Service and an Ingress.",
         "",
-        "| apps | fleet MTTP | floor | fleet / floor | agent RSS idle | agent RSS peak | no-op resync (all units) | writes | dry-runs | reads | CPU | drift heal p50 | p99 |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| apps | fleet MTTP | CPU agent / kustomize / API server+etcd | floor | fleet / floor "
+        "| agent RSS idle | agent RSS peak | no-op resync (all units) | writes | dry-runs "
+        "| reads | CPU | drift heal p50 | p99 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     if flux is not None:
         lines[-2] += " Flux MTTP | fleet / Flux | Flux RSS peak (kustomize- + source-controller) |"
@@ -321,15 +403,23 @@ def write_results(
             "(see bench/README.md); RSS is VmHWM."
         )
     for apps, runs_ in sorted(fleet.items()):
-        mttp = _median([r.mttp for r in runs_])
+
+        def median(field: str, runs: list[FleetRun] = runs_) -> float:
+            return _median([getattr(r, field) for r in runs])
+
+        mttp = median("mttp")
         floor_s = _median(floor.get(apps, [float("nan")]))
+        cpu = " / ".join(
+            f"{median(f):.0f} s"
+            for f in ("mttp_cpu_agent", "mttp_cpu_render", "mttp_cpu_apiserver")
+        )
         lines.append(
-            f"| {apps} | {mttp:.1f} s | {floor_s:.1f} s | {mttp / floor_s:.2f}x "
-            f"| {_median([r.rss_idle_mib for r in runs_]):.0f} MiB | {_median([r.rss_peak_mib for r in runs_]):.0f} MiB "
-            f"| {_median([r.resync_seconds for r in runs_]):.1f} s | {_median([r.resync_writes for r in runs_]):.0f} "
-            f"| {_median([r.resync_dry_runs for r in runs_]):.0f} | {_median([r.resync_reads for r in runs_]):.0f} "
-            f"| {_median([r.resync_cpu_seconds for r in runs_]):.1f} s "
-            f"| {_median([r.heal_p50 for r in runs_]) * 1000:.0f} ms | {_median([r.heal_p99 for r in runs_]) * 1000:.0f} ms |"
+            f"| {apps} | {mttp:.1f} s | {cpu} | {floor_s:.1f} s | {mttp / floor_s:.2f}x "
+            f"| {median('rss_idle_mib'):.0f} MiB | {median('rss_peak_mib'):.0f} MiB "
+            f"| {median('resync_seconds'):.1f} s | {median('resync_writes'):.0f} "
+            f"| {median('resync_dry_runs'):.0f} | {median('resync_reads'):.0f} "
+            f"| {median('resync_cpu_seconds'):.1f} s "
+            f"| {median('heal_p50') * 1000:.0f} ms | {median('heal_p99') * 1000:.0f} ms |"
         )
         if flux is not None:
             flux_runs = flux.get(apps, [])
@@ -342,7 +432,9 @@ def write_results(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.mttp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.mttp", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--apps", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print, do not update results")

@@ -45,7 +45,10 @@ def app_objects(index: int) -> list[dict[str, object]]:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name},
-            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
         },
         {
             "apiVersion": "networking.k8s.io/v1",
@@ -60,7 +63,9 @@ def app_objects(index: int) -> list[dict[str, object]]:
                                 {
                                     "path": "/",
                                     "pathType": "Prefix",
-                                    "backend": {"service": {"name": name, "port": {"name": "http"}}},
+                                    "backend": {
+                                        "service": {"name": name, "port": {"name": "http"}}
+                                    },
                                 }
                             ]
                         },
@@ -90,14 +95,18 @@ def kustomization(index: int, interval: str) -> dict[str, object]:
     }
 
 
-def write_repository(root: Path, apps: int, *, cluster: str = "bench", interval: str = "60m") -> None:
+def write_repository(
+    root: Path, apps: int, *, cluster: str = "bench", interval: str = "60m"
+) -> None:
     """Write the workload into a working tree at ``root`` (files only, no Git)."""
     cluster_dir = root / "clusters" / cluster
     cluster_dir.mkdir(parents=True, exist_ok=True)
     (cluster_dir / "namespace.yaml").write_text(
         _dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     )
-    (cluster_dir / "apps.yaml").write_text(_dump(*(kustomization(i, interval) for i in range(apps))))
+    (cluster_dir / "apps.yaml").write_text(
+        _dump(*(kustomization(i, interval) for i in range(apps)))
+    )
     for index in range(apps):
         app_dir = root / "apps" / f"app-{index:04d}"
         app_dir.mkdir(parents=True, exist_ok=True)
