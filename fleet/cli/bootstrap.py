@@ -13,10 +13,8 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
-import yaml
 
 from fleet import install
 from fleet.api import unit as unit_api
@@ -27,8 +25,6 @@ from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.source import GitAuth
 from fleet.source.urls import GitURL, Transport, parse_git_url
-
-FLEET_FILE = "fleet.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -215,26 +211,16 @@ def _hub_token(args: argparse.Namespace) -> str | None:
 def _commit(
     args: argparse.Namespace, url: str, auth: GitAuth, options: install.InstallOptions
 ) -> str:
-    from fleet.source.push import BranchWriter
+    from fleet.install import repository
 
-    manifest_path = f"clusters/{args.cluster}/fleet-system/fleet-agent.yaml"
-    manifests = install.to_yaml(install.manifests(options)).encode()
-
-    def edit(read: Any) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {}
-        fleet_file = read(FLEET_FILE)
-        fleet_config = _with_cluster(fleet_file, args.cluster)
-        if fleet_config is not None:
-            changes[FLEET_FILE] = fleet_config
-        if read(manifest_path) != manifests:
-            changes[manifest_path] = manifests
-        return changes
-
-    writer = BranchWriter(
-        url, args.branch, auth, cache_dir=toolchain.cache_dir() / "bootstrap" / "git"
+    progress(
+        "►",
+        f"committing the agent's manifests to {repository.manifest_path(args.cluster)} "
+        f"on {args.branch}",
     )
-    progress("►", f"committing the agent's manifests to {manifest_path} on {args.branch}")
-    result = writer.update(edit, f"fleet bootstrap: agent manifests for cluster {args.cluster}")
+    result = repository.commit_manifests(
+        url, args.branch, auth, options, cache_dir=toolchain.cache_dir() / "bootstrap" / "git"
+    )
     if result.commit is None:
         raise RuntimeError("the branch has no commit")
     if result.changed:
@@ -242,24 +228,6 @@ def _commit(
     else:
         progress("✔", f"manifests are up to date at {result.commit[:12]}")
     return result.commit
-
-
-def _with_cluster(current: bytes | None, cluster: str) -> bytes | None:
-    """fleet.yaml with ``cluster`` listed; None when it already is."""
-    if current is None:
-        config: dict[str, Any] = {
-            "apiVersion": "fleet.dev/v1alpha1",
-            "kind": "Fleet",
-            "metadata": {"name": "fleet"},
-            "clusters": [{"name": cluster}],
-        }
-        return yaml.safe_dump(config, sort_keys=False).encode()
-    config = yaml.safe_load(current) or {}
-    clusters = config.setdefault("clusters", [])
-    if any(entry.get("name") == cluster for entry in clusters):
-        return None
-    clusters.append({"name": cluster})
-    return yaml.safe_dump(config, sort_keys=False).encode()
 
 
 async def _start_local(

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from agent.health import HealthServer
 from fleet import install
-from fleet.cli import bootstrap
 from fleet.cli.main import main
+from fleet.install import repository
 
 
 def _kinds(objects: list[dict[str, object]]) -> list[str]:
@@ -106,10 +106,28 @@ def test_agent_install_print_is_yaml_of_the_expected_kinds(
 
 
 def test_fleet_yaml_gains_the_cluster_once() -> None:
-    created = bootstrap._with_cluster(None, "dev")
+    created = repository.with_cluster(None, "dev")
     assert created is not None
     assert yaml.safe_load(created)["clusters"] == [{"name": "dev"}]
-    assert bootstrap._with_cluster(created, "dev") is None
-    grown = bootstrap._with_cluster(created, "prod")
+    assert repository.with_cluster(created, "dev") is None
+    grown = repository.with_cluster(created, "prod")
     assert grown is not None
     assert [c["name"] for c in yaml.safe_load(grown)["clusters"]] == ["dev", "prod"]
+
+
+def test_a_cluster_kustomization_gains_the_fleet_system_folder() -> None:
+    files = {
+        "fleet.yaml": repository.with_cluster(None, "dev"),
+        "clusters/dev/kustomization.yaml": b"resources: [apps.yaml]\n",
+    }
+    options = install.InstallOptions("dev", "git://h/f.git")
+    first = repository.changes(files.get, options)
+    assert set(first) == {
+        "clusters/dev/kustomization.yaml",
+        "clusters/dev/fleet-system/kustomization.yaml",
+        "clusters/dev/fleet-system/fleet-agent.yaml",
+    }
+    listing = first["clusters/dev/kustomization.yaml"]
+    assert listing is not None
+    assert yaml.safe_load(listing)["resources"] == ["apps.yaml", "fleet-system"]
+    assert repository.changes({**files, **first}.get, options) == {}
