@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--exit-when-ready",
         action="store_true",
         help="stop once every unit is Ready (exit 0) or the timeout passes (exit 1)",
+    )
+    up.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="do not open the TUI (it opens only on an interactive terminal anyway)",
     )
     up.set_defaults(func=_up)
 
@@ -79,13 +85,21 @@ def _up(args: argparse.Namespace) -> int:
                 print("✔ the fleet is Ready")
             if args.exit_when_ready:
                 return 0
+            tui = [sys.executable, "-m", "fleet.cli.main", "tui", f"--hub={fleet.hub_url}"]
+            tui.append(f"--token-file={fleet.admin_token_file}")
+            if not args.no_tui and sys.stdin.isatty() and sys.stdout.isatty():
+                print("◎ opening the TUI; quit it (q) to stop the demo", flush=True)
+                subprocess.run(tui, check=False)
+                return 0
             print(
                 f"""
 Try it:
   export KUBECONFIG={fleet.kubeconfig}      # contexts: {", ".join(fleet.clusters)}
   kubectl --context dev -n podinfo scale deployment podinfo --replicas=7   # healed at once
   fleet get units --context dev
-  git clone {fleet.repo_url} && cd fleet    # commit and push: every agent applies it
+  git clone {fleet.repo_url} && cd fleet    # commit and push: the waves carry it
+  {" ".join(tui)}
+  fleet promote status --hub {fleet.hub_url} --token-file {fleet.admin_token_file}
 Press Ctrl-C to stop everything.""",
                 flush=True,
             )

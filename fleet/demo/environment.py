@@ -1,5 +1,6 @@
 """Bring up the demo fleet: clusters dev, staging and prod, a git:// server holding the
-example fleet repository (``clusters/`` of this project), and an agent per cluster.
+example fleet repository (``clusters/`` of this project), a hub with the promoter, and an
+agent per cluster following its wave's ref and reporting to the hub.
 
 Every process dies with the command: Ctrl-C (or any failure) tears everything down.
 """
@@ -9,15 +10,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import yaml
+
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster, running_clusters
-from fleet.localkube.gitserver import GitDaemon, free_port, git_daemon, seed_repository
-from fleet.localkube.process import ManagedProcess
+from fleet.localkube.gitserver import (
+    GitDaemon,
+    free_port,
+    git_daemon,
+    git_env,
+    port_open,
+    seed_repository,
+)
+from fleet.localkube.process import ManagedProcess, wait_until
 
 CLUSTERS = ("dev", "staging", "prod")
 REPOSITORY = "fleet.git"
@@ -33,6 +44,9 @@ def example_repository() -> Path:
     raise FileNotFoundError("the example fleet repository (clusters/fleet.yaml) was not found")
 
 
+WAVE_REF = "refs/heads/fleet/wave/"
+
+
 @dataclasses.dataclass
 class DemoFleet:
     """The running demo: what a person (or the walkthrough) needs to reach each part."""
@@ -43,6 +57,9 @@ class DemoFleet:
     agents: dict[str, ManagedProcess]
     metrics_ports: dict[str, int]
     seeded_revision: str
+    hub: ManagedProcess
+    hub_url: str
+    admin_token_file: Path
 
     @property
     def repo_url(self) -> str:
@@ -53,21 +70,64 @@ class DemoFleet:
         return self.root / "kubeconfig"
 
 
-def _agent(cluster: LocalCluster, repo_url: str, root: Path, metrics_port: int) -> ManagedProcess:
-    args = [
-        sys.executable,
-        "-m",
-        "fleet.cli.main",
+def _fleet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fleet.cli.main", *args]
+
+
+def _agent(
+    cluster: LocalCluster, repo_url: str, root: Path, metrics_port: int, hub_url: str
+) -> ManagedProcess:
+    args = _fleet(
         "agent",
         "run",
         f"--cluster={cluster.name}",
         f"--repo={repo_url}",
+        f"--ref={WAVE_REF}{cluster.name}",
         f"--kubeconfig={cluster.kubeconfig_path}",
-        "--interval=5s",
+        "--interval=30s",
         f"--work-dir={root / 'agents'}",
         f"--metrics-address=127.0.0.1:{metrics_port}",
-    ]
+        f"--hub-url={hub_url}",
+        f"--hub-token-file={root / 'tokens' / cluster.name}",
+        f"--label=env={cluster.name}",
+        "--heartbeat=10s",
+    )
     return ManagedProcess(f"agent-{cluster.name}", args, root / "agents" / cluster.name)
+
+
+def _hub_config(root: Path, repo_url: str, port: int) -> Path:
+    config = {
+        "listen": f"127.0.0.1:{port}",
+        "database": f"sqlite:///{root / 'hub' / 'hub.db'}",
+        "staleAfter": "35s",
+        "promotion": {"repo": repo_url, "interval": "2s", "cacheDir": str(root / "hub" / "git")},
+    }
+    path = root / "hub" / "hub.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _token(config: Path, *args: str) -> str:
+    """A hub token made the way an operator makes one: ``fleet hub token create``."""
+    created = subprocess.run(
+        _fleet("hub", "token", "create", f"--config={config}", *args),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1].strip()
+
+
+def _push_wave_refs(bare: Path, revision: str, waves: Sequence[str]) -> None:
+    """Every wave starts at the seeded revision; the promoter moves them from there."""
+    for wave in waves:
+        subprocess.run(
+            ["git", "update-ref", f"{WAVE_REF}{wave}", revision],
+            cwd=bare,
+            check=True,
+            env=git_env(),
+        )
 
 
 @contextlib.contextmanager
@@ -91,13 +151,32 @@ def demo_fleet(
         revision = seed_repository(
             example_repository(), served / REPOSITORY, message="Example fleet repository"
         )
+        _push_wave_refs(served / REPOSITORY, revision, names)
         with git_daemon(served, root / "git-daemon") as daemon:
             say(f"✔ fleet repository at {daemon.url(REPOSITORY)} (main@{revision[:7]})")
+            hub_port = free_port()
+            hub_url = f"http://127.0.0.1:{hub_port}"
+            config = _hub_config(root, daemon.url(REPOSITORY), hub_port)
+            tokens = root / "tokens"
+            tokens.mkdir()
+            for name in names:
+                (tokens / name).write_text(_token(config, name, f"--label=env={name}"))
+            admin = tokens / "admin"
+            admin.write_text(_token(config, "--user=demo", "--role=admin"))
+            hub = ManagedProcess(
+                "hub",
+                _fleet("hub", "serve", f"--config={config}", "--log-level=warning"),
+                root / "hub",
+            )
             ports = {c.name: free_port() for c in clusters}
             agents = {
-                c.name: _agent(c, daemon.url(REPOSITORY), root, ports[c.name]) for c in clusters
+                c.name: _agent(c, daemon.url(REPOSITORY), root, ports[c.name], hub_url)
+                for c in clusters
             }
             try:
+                hub.start()
+                wait_until(lambda: port_open(hub_port), timeout=60, what="the hub", processes=[hub])
+                say(f"✔ hub at {hub_url} (admin token in {admin})")
                 for agent in agents.values():
                     agent.start()
                 say(f"✔ agents started: {', '.join(agents)}")
@@ -108,7 +187,11 @@ def demo_fleet(
                     agents,
                     ports,
                     revision,
+                    hub,
+                    hub_url,
+                    admin,
                 )
             finally:
                 for agent in agents.values():
                     agent.stop()
+                hub.stop()
