@@ -243,11 +243,9 @@ async def _start_local(
     if pid is not None:
         progress("◎", f"local agent already runs (pid {pid}, log {local.log_file})")
         return
-    token = await cluster.issue_token(client)
     kubeconfig_path = Path(args.kubeconfig or _default_kubeconfig()).expanduser()
-    local.write_credentials(
-        cluster.token_kubeconfig(kubeconfig_path, args.context, token), secret_data, hub_token
-    )
+    kubeconfig = await cluster.service_account_kubeconfig(client, kubeconfig_path, args.context)
+    local.write_credentials(kubeconfig, secret_data, hub_token)
     agent_args = [
         f"--cluster={args.cluster}",
         f"--repo={args.repo}",

@@ -84,6 +84,13 @@ def token_kubeconfig(
     }
 
 
+async def service_account_kubeconfig(
+    client: KubeClient, admin_kubeconfig: Path, context: str | None = None
+) -> dict[str, Any]:
+    """A kubeconfig for the installed agent's ServiceAccount (a fresh TokenRequest token)."""
+    return token_kubeconfig(admin_kubeconfig, context, await issue_token(client))
+
+
 async def labelled_objects(client: KubeClient, label_selector: str) -> list[dict[str, Any]]:
     """Every object (of every listable kind, preferred versions) matching ``label_selector``."""
     found: list[dict[str, Any]] = []
