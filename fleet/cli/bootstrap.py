@@ -93,6 +93,9 @@ def _bootstrap(args: argparse.Namespace) -> int:
         commit = _commit(args, url, auth, options)
     except Exception as error:  # the source's errors all read well
         kubeargs.fail(f"cannot write to {args.repo}: {error}")
+        if "identity" in secret_data and not args.ssh_key:
+            progress("◎", "add the deploy key printed above to the repository (with write access)")
+            progress("◎", "and run the same command again: it reuses that key")
         return 1
     secrets = []
     if secret_data:
@@ -143,10 +146,11 @@ def _credentials(args: argparse.Namespace, url: GitURL) -> tuple[GitAuth, dict[s
     if args.ssh_key:
         private = args.ssh_key.read_text()
         public = None
-        if args.ssh_key.with_suffix(".pub").is_file():
-            public = args.ssh_key.with_suffix(".pub").read_text()
+        public_path = Path(f"{args.ssh_key}.pub")
+        if public_path.is_file():
+            public = public_path.read_text()
     else:
-        private, public = _deploy_key(args.cluster)
+        private, public = deploy_key(key_dir(args))
         progress("►", "deploy key (add it to the repository with write access):")
         print(public.strip(), flush=True)
     data = {"identity": private, "known_hosts": known_hosts}
@@ -165,16 +169,28 @@ def _keyscan(host: str, url: GitURL) -> str:
     ).stdout
     if not found.strip():
         raise CliError(f"ssh-keyscan found no host key for {host}:{port}: pass --known-hosts")
-    progress("✔", f"host key of {host}:{port} recorded; verify it: {found.split()[-1][:24]}…")
+    import hashlib
+
+    from fleet.source.known_hosts import KnownHosts, fingerprint
+
+    for entry in KnownHosts.parse(found).entries:
+        shown = fingerprint(hashlib.sha256(entry.key_blob).digest())
+        progress("✔", f"host key of {host}:{port}: {entry.key_type} {shown} (verify it)")
     return found
 
 
-def _deploy_key(cluster: str) -> tuple[str, str]:
-    """An ed25519 key pair, kept under the cache so a re-run reuses the same key."""
+def key_dir(args: argparse.Namespace) -> Path:
+    """Where the generated deploy key of ``args.cluster`` is kept."""
+    root: Path = args.state_dir.expanduser() if args.state_dir else toolchain.cache_dir()
+    return root / "bootstrap" / str(args.cluster) / "deploy-key"
+
+
+def deploy_key(folder: Path) -> tuple[str, str]:
+    """An ed25519 key pair (OpenSSH format) in ``folder``, made on first use, so a re-run
+    reuses the key already added to the repository."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    folder = toolchain.cache_dir() / "bootstrap" / cluster
     private_path, public_path = folder / "identity", folder / "identity.pub"
     if private_path.is_file() and public_path.is_file():
         return private_path.read_text(), public_path.read_text()
@@ -188,7 +204,7 @@ def _deploy_key(cluster: str) -> tuple[str, str]:
         key.public_key()
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         .decode()
-        + f" fleet-{cluster}\n"
+        + f" fleet-{folder.parent.name}\n"
     )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     private_path.touch(mode=0o600)

@@ -3,6 +3,8 @@ daemon: the agent it starts runs as the installed ServiceAccount and manages its
 
 from __future__ import annotations
 
+import base64
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +16,20 @@ import yaml
 
 from fleet import install
 from fleet.api import unit as unit_api
+from fleet.cli.bootstrap import deploy_key
 from fleet.cli.main import main
 from fleet.install.local import LocalAgent
 from fleet.kube import Forbidden, KubeClient
 from fleet.localkube.cluster import LocalCluster
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, git_env, served_repo
+from tests.gitservers import (
+    GitDaemon,
+    WorkingClone,
+    git_daemon,
+    git_env,
+    served_repo,
+    ssh_server,
+    sshd_unavailable_reason,
+)
 
 
 @pytest.fixture
@@ -165,6 +176,55 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
         )
         assert main(["agent", "uninstall", "--prune", f"--kubeconfig={kubeconfig}"]) == 0
         assert anyio.run(_get, kubeconfig, "v1", "ConfigMap", "settings", namespace) is None
+    finally:
+        local.stop()
+        main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def test_bootstrap_over_ssh_generates_a_deploy_key_and_records_the_host_key(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    reason = sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if shutil.which("ssh-keyscan") is None:
+        pytest.skip("ssh-keyscan is missing")
+    state = tmp_path / "agents"
+    # What a person does between two runs: add the key bootstrap printed to the repository.
+    _, public = deploy_key(state / "bootstrap" / "dev" / "deploy-key")
+    served = tmp_path / "ssh-served"
+    served.mkdir()
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(served / "fleet.git")],
+        check=True,
+        env=git_env(),
+    )
+    kubeconfig = cluster.kubeconfig_path
+    local = LocalAgent("dev", state)
+    try:
+        with ssh_server(served, public) as server:
+            code = main(
+                [
+                    "bootstrap",
+                    "--cluster=dev",
+                    f"--repo={server.url('fleet.git')}",
+                    f"--kubeconfig={kubeconfig}",
+                    "--run-local",
+                    f"--state-dir={state}",
+                    "--interval=2s",
+                    "--agent-arg=--metrics-address=",
+                    "--timeout=120",
+                ]
+            )
+            assert code == 0
+            secret = anyio.run(
+                _get, kubeconfig, "v1", "Secret", install.GIT_SECRET_NAME, "fleet-system"
+            )
+            data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+            assert data["identity.pub"] == public
+            assert "PRIVATE KEY" in data["identity"]
+            assert server.known_hosts_line.split()[2] in data["known_hosts"]
+            assert (local.git_secret_dir / "identity").read_text() == data["identity"]
     finally:
         local.stop()
         main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
