@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fleet.cli.main import main
 from fleet.install.local import LocalAgent
 from fleet.kube import Forbidden, KubeClient
 from fleet.localkube.cluster import LocalCluster
+from fleet.localkube.gitserver import free_port
 from tests.gitservers import (
     GitDaemon,
     WorkingClone,
@@ -91,6 +93,7 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
     daemon, repo = git
     kubeconfig = cluster.kubeconfig_path
     state = tmp_path / "agents"
+    metrics_port = free_port()
     bootstrap = [
         "bootstrap",
         "--cluster=dev",
@@ -100,13 +103,16 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
         "--run-local",
         f"--state-dir={state}",
         "--interval=2s",
-        "--agent-arg=--metrics-address=",
+        f"--agent-arg=--metrics-address=127.0.0.1:{metrics_port}",
         "--timeout=120",
     ]
     local = LocalAgent("dev", state)
     try:
         assert main(bootstrap) == 0
         assert local.pid() is not None
+        agent_http = f"http://127.0.0.1:{metrics_port}"
+        assert urllib.request.urlopen(f"{agent_http}/readyz").status == 200
+        assert b"fleet_unit_ready" in urllib.request.urlopen(f"{agent_http}/metrics").read()
         assert _commits(repo.bare) == 1
         repo.git("pull", "--quiet", "origin", "main")
         fleet_file = yaml.safe_load((repo.work / "fleet.yaml").read_text())
