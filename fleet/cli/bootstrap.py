@@ -50,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="known_hosts with the SSH server's key (default: ask ssh-keyscan)",
     )
     hub = parser.add_argument_group("hub")
-    hub.add_argument("--hub-token-file", type=Path, help="an admin token of the hub")
     hub.add_argument(
         "--cluster-token-file",
         type=Path,
