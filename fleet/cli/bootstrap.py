@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hub.add_argument(
         "--cluster-token-file",
         type=Path,
-        help="this cluster's hub token (`fleet hub token create NAME`); the hub has no API "
-        "to create one, so an admin token alone is not enough",
+        help="this cluster's hub token (`fleet hub token create NAME` on the hub's "
+        "database; the hub has no API that creates tokens)",
     )
     parser.add_argument(
         "--run-local",
