@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -33,16 +33,33 @@ CRD_ESTABLISHED_TIMEOUT = 30.0
 @dataclasses.dataclass
 class AppliedState:
     """What the agent last applied for one object: the object itself (drift is healed back
-    to it), its digest, and the fingerprint of the server's answer, so an unchanged object
-    costs no request on the next resync."""
+    to it), the fields left to others (driftIgnoreRules), and the fingerprint of the
+    server's answer, so an unchanged object costs no request on the next resync."""
 
     desired: Object
+    ignore: tuple[str, ...]
+    """JSON pointers the agent applies with their live values and never judges as drift."""
+    compared: Object
+    """``desired`` without the ignored fields: what drift is judged on."""
     desired_digest: str
     fingerprint: str
 
+    @classmethod
+    def of(
+        cls, desired: Object, ignore: tuple[str, ...], server: Mapping[str, Any]
+    ) -> AppliedState:
+        compared = drift.without_paths(desired, ignore) if ignore else desired
+        return cls(
+            desired,
+            ignore,
+            compared,
+            drift.desired_digest(compared),
+            drift.fingerprint(server, compared),
+        )
+
     def matches(self, live: Mapping[str, Any]) -> bool:
         """Whether ``live`` still has what was applied, in every field the agent sets."""
-        return self.fingerprint == drift.fingerprint(live, self.desired)
+        return self.fingerprint == drift.fingerprint(live, self.compared)
 
 
 @dataclasses.dataclass
@@ -82,28 +99,36 @@ class Applier:
         info = await self._client.resource(obj["apiVersion"], obj["kind"])
         return info.namespaced
 
-    def unchanged(self, key: ObjectKey, desired: Mapping[str, Any]) -> bool:
+    def unchanged(
+        self, key: ObjectKey, desired: Mapping[str, Any], ignore: tuple[str, ...] = ()
+    ) -> bool:
         """True when the live object (from the cache) still matches what was applied."""
         live = self._cache.get(key)
         if live is None:
             return False
+        compared = drift.without_paths(desired, ignore) if ignore else desired
         remembered = self.state.get(key)
         if remembered is None:
             # After a restart nothing is remembered: accept when live already has every
             # desired field, and remember its fingerprint for next time.
-            if drift.contains(live, desired):
-                self.state[key] = AppliedState(
-                    dict(desired), drift.desired_digest(desired), drift.fingerprint(live, desired)
-                )
+            if drift.contains(live, compared):
+                self.state[key] = AppliedState.of(dict(desired), ignore, live)
                 return True
             return False
-        return remembered.desired_digest == drift.desired_digest(desired) and remembered.matches(
+        return remembered.desired_digest == drift.desired_digest(compared) and remembered.matches(
             live
         )
 
     async def apply_one(
-        self, client: KubeClient, desired: Object, *, force: bool, report: ApplyReport
+        self,
+        client: KubeClient,
+        desired: Object,
+        *,
+        force: bool,
+        report: ApplyReport,
+        ignore: tuple[str, ...] = (),
     ) -> Object | None:
+        """Apply one object unless it is unchanged; ``ignore`` fields keep their live values."""
         key = ObjectKey.from_manifest(desired)
         policy = inventory.apply_policy(desired)
         if policy == "Ignore":
@@ -117,15 +142,14 @@ class Applier:
         ):
             report.skipped.append(key)
             return None
-        if self.unchanged(key, desired):
+        if self.unchanged(key, desired, ignore):
             report.unchanged.append(key)
             return None
+        body = drift.keep_live_values(desired, self._cache.get(key), ignore) if ignore else desired
         self.in_flight.add(key)
         try:
             try:
-                applied = await client.apply(
-                    desired, field_manager=unit_api.FIELD_MANAGER, force=True
-                )
+                applied = await client.apply(body, field_manager=unit_api.FIELD_MANAGER, force=True)
             except Invalid as error:
                 if not (force and _immutable(error)):
                     raise
@@ -142,9 +166,7 @@ class Applier:
                     desired, field_manager=unit_api.FIELD_MANAGER, force=True
                 )
                 report.recreated.append(key)
-            self.state[key] = AppliedState(
-                desired, drift.desired_digest(desired), drift.fingerprint(applied, desired)
-            )
+            self.state[key] = AppliedState.of(desired, ignore, applied)
             self._cache.remember(applied)
             report.applied.append(key)
             return applied
@@ -159,9 +181,17 @@ class Applier:
                 await anyio.sleep(0.2)
 
     async def apply_all(
-        self, client: KubeClient, objects: Sequence[Object], *, force: bool
+        self,
+        client: KubeClient,
+        objects: Sequence[Object],
+        *,
+        force: bool,
+        ignore: Callable[[Object], tuple[str, ...]] = lambda _: (),
     ) -> ApplyReport:
-        """Apply in stages; a stage with failures stops the stages after it."""
+        """Apply in stages; a stage with failures stops the stages after it.
+
+        ``ignore`` gives each object's fields that are left to others (driftIgnoreRules).
+        """
         report = ApplyReport()
         limiter = anyio.CapacityLimiter(self._concurrency)
         for stage in plan.apply_stages(objects):
@@ -169,7 +199,9 @@ class Applier:
             async def one(obj: Object) -> None:
                 async with limiter:
                     try:
-                        await self.apply_one(client, obj, force=force, report=report)
+                        await self.apply_one(
+                            client, obj, force=force, report=report, ignore=ignore(obj)
+                        )
                     except KubeError as error:
                         report.failures.append((ObjectKey.from_manifest(obj), error.message))
 

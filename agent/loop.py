@@ -700,7 +700,9 @@ class Agent:
             client = client.as_service_account(state.key.namespace, spec.service_account_name)
         report = ApplyReport()
         try:
-            await self.applier.apply_one(client, desired, force=spec.force, report=report)
+            await self.applier.apply_one(
+                client, desired, force=spec.force, report=report, ignore=remembered.ignore
+            )
         except KubeError as error:
             log.warning("could not revert drift of %s: %s", key, error, extra={"unit": state.key})
             return

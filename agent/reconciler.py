@@ -14,7 +14,7 @@ import base64
 import dataclasses
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ from agent.applier import Applier
 from agent.livecache import LiveCache
 from agent.units import KUSTOMIZATION, SplitRender, UnitDefinition, UnitKey, split_render
 from fleet.api import unit as unit_api
-from fleet.core import drift, health, inventory
+from fleet.core import drift, health, inventory, selector
 from fleet.core.inventory import InventoryEntry
 from fleet.core.manifests import ObjectKey, api_group
+from fleet.core.selector import SelectorError
 from fleet.kube import KubeClient, KubeError, NotFound
 from fleet.models import ManifestError
 from fleet.render import kustomize
@@ -71,8 +72,8 @@ class ReconcileContext:
     cache: LiveCache
     render_limiter: anyio.CapacityLimiter
     default_namespace: str = "default"
-    renders: dict[UnitKey, tuple[tuple[str, str, str], kustomize.RenderResult]] = (
-        dataclasses.field(default_factory=dict)
+    renders: dict[UnitKey, tuple[tuple[str, str, str], kustomize.RenderResult]] = dataclasses.field(
+        default_factory=dict
     )
     """Each unit's last render and what it was made from (checkout, spec, variables): a
     resync of an unchanged unit renders nothing, which is most of a resync's CPU."""
@@ -250,7 +251,13 @@ async def _reconcile(
 
     desired = {ObjectKey.from_manifest(o): o for o in objects}
     current = inventory.inventory_of(objects)
-    report = await ctx.applier.apply_all(client, objects, force=spec.force)
+    try:
+        ignore_rules = _ignore_rules(unit)
+    except (SelectorError, ValueError) as error:
+        return Outcome(
+            False, "BuildFailed", f"spec.driftIgnoreRules: {error}", revision, stalled=True
+        )
+    report = await ctx.applier.apply_all(client, objects, force=spec.force, ignore=ignore_rules)
     counts = {"applied": len(report.applied), "unchanged": len(report.unchanged)}
     if not report.ok:
         survivors = _union(previous, [e for e in current if e.key in set(report.applied)])
@@ -315,6 +322,26 @@ async def _reconcile(
         warnings=warnings,
         counts=counts,
     )
+
+
+def _ignore_rules(unit: UnitDefinition) -> Callable[[Object], tuple[str, ...]]:
+    """Each object's fields that the unit leaves to others (``spec.driftIgnoreRules``).
+
+    Raises when a rule is malformed, so a typo is reported instead of silently ignored.
+    """
+    rules = unit.kustomization.spec.drift_ignore_rules
+    for rule in rules:
+        for path in rule.paths:
+            drift.without_paths({}, [path])  # raises ValueError on a non-pointer path
+        if rule.target is not None and rule.target.label_selector:
+            selector.selector_matches(rule.target.label_selector, {})
+
+    def paths(obj: Object) -> tuple[str, ...]:
+        return tuple(
+            p for rule in rules if selector.target_matches(rule.target, obj) for p in rule.paths
+        )
+
+    return paths
 
 
 def _union(

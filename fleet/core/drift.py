@@ -179,3 +179,18 @@ def keep_live_values(
         elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent) and found:
             parent[int(last)] = copy.deepcopy(value)
     return result
+
+
+def without_paths(desired: Mapping[str, Any], pointers: Sequence[str]) -> dict[str, Any]:
+    """``desired`` without the fields at ``pointers``: what drift is judged on when some
+    fields are left to others (driftIgnoreRules)."""
+    result = copy.deepcopy(dict(desired))
+    for pointer in pointers:
+        tokens = _pointer_tokens(pointer)
+        found, parent = _lookup(result, tokens[:-1])
+        if not found:
+            continue
+        last = tokens[-1]
+        if isinstance(parent, dict):
+            parent.pop(last, None)
+    return result

@@ -526,3 +526,72 @@ async def test_removing_a_unit_removes_the_units_it_defined(
             )
 
         await eventually(removed, timeout=30, what="platform, db and db's ConfigMap removed")
+
+
+async def test_drift_ignore_rules_leave_fields_to_others(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, repo = git
+    rules = [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment", "name": "web"}}]
+    scaled = deployment("web", namespace) | {}
+    scaled["spec"] = {**scaled["spec"], "replicas": 2}
+    sha = repo.commit(
+        {
+            "clusters/dev/apps.yaml": dump(kustomization("apps", "./apps", driftIgnoreRules=rules)),
+            "apps/web.yaml": dump(scaled),
+        }
+    )
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await settled(kube, agent, unit_name("apps"), sha, "True")
+
+        async def web() -> dict[str, Any]:
+            live = await kube.get("apps/v1", "Deployment", "web", namespace)
+            assert live is not None
+            return live
+
+        assert (await web())["spec"]["replicas"] == 2
+        # An autoscaler (here: a person) scales it: left alone.
+        await kube.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale",
+            body={"spec": {"replicas": 5}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": "autoscaler"},
+        )
+        # Someone edits the image: reverted, and the replicas stay where the autoscaler put them.
+        await kube.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/web",
+            body={
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "evil:1"}]}}}
+            },
+            content_type="application/strategic-merge-patch+json",
+            query={"fieldManager": "kubectl-edit"},
+        )
+
+        async def image_reverted() -> bool:
+            live = await web()
+            return live["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+
+        await eventually(image_reverted, timeout=10, what="the image edit reverted")
+        await anyio.sleep(2)
+        assert (await web())["spec"]["replicas"] == 5
+
+        # A new revision changes the image and still keeps the replicas.
+        newer = dict(scaled)
+        newer["spec"] = {**scaled["spec"]}
+        newer["spec"]["template"] = {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]},
+        }
+        sha = repo.commit({"apps/web.yaml": dump(newer)})
+        repo.push("main")
+        await settled(kube, agent, unit_name("apps"), sha, "True")
+        live = await web()
+        assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
+        assert live["spec"]["replicas"] == 5
