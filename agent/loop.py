@@ -42,6 +42,7 @@ from fleet.helm.charts import ChartArtifact, ChartRepositories, ChartSourceError
 from fleet.helm.cli import Helm, KubeAccess
 from fleet.kube import KubeClient, KubeError
 from fleet.models import GitRepository, HelmRelease, HelmRepository, NamespacedName
+from fleet.render import kustomize
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,10 @@ class Agent:
             raise ChartSourceError(f"source GitRepository '{source_key}' not found")
         if tracked.revision is None:
             raise ChartSourceError(f"source {tracked.url} has no revision yet: {tracked.error}")
-        checkout = await self.sources.checkout(source_key, tracked.revision)
+        try:
+            checkout = await self.sources.checkout(source_key, tracked.revision)
+        except kustomize.RenderError as error:
+            raise ChartSourceError(str(error)) from error
         build = tracked.revision.commit[:12] if chart.reconcile_strategy == "Revision" else None
         label = f"GitRepository/{source_key}"
         return await anyio.to_thread.run_sync(
@@ -378,7 +382,13 @@ class Agent:
         if await self._blocked(state, revision.display):
             return
 
-        checkout = await self.sources.checkout(source_key, revision)
+        try:
+            checkout = await self.sources.checkout(source_key, revision)
+        except kustomize.RenderError as error:
+            # A tree with a symlink leaving it fails every unit of it; retrying won't help.
+            outcome = Outcome(False, "ArtifactFailed", str(error), revision.display, stalled=True)
+            await self._finish(state, outcome, marker=marker)
+            return
         outcome = await reconcile_unit(
             self.context, definition, checkout, revision.display, state.inventory
         )

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import yaml
 
@@ -23,6 +25,7 @@ from fleet.install.local import LocalAgent
 from fleet.kube import Forbidden, KubeClient
 from fleet.localkube.cluster import LocalCluster
 from fleet.localkube.gitserver import free_port
+from hub.config import HubConfig
 from tests.gitservers import (
     GitDaemon,
     WorkingClone,
@@ -32,6 +35,7 @@ from tests.gitservers import (
     ssh_server,
     sshd_unavailable_reason,
 )
+from tests.hubserver import create_token, running_hub
 
 
 @pytest.fixture
@@ -234,3 +238,66 @@ def test_bootstrap_over_ssh_generates_a_deploy_key_and_records_the_host_key(
     finally:
         local.stop()
         main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
+    cluster: LocalCluster,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, _ = git
+    config = HubConfig.model_validate(
+        {"database": f"sqlite:///{tmp_path / 'hub.db'}", "staleAfter": "30s"}
+    )
+    kubeconfig = cluster.kubeconfig_path
+    state = tmp_path / "agents"
+    local = LocalAgent("dev", state)
+    with running_hub(config) as hub:
+        token_file = tmp_path / "dev.token"
+        token_file.write_text(create_token(config.database, "dev") + "\n")
+        admin = create_token(config.database, "alice", role="admin")
+        try:
+            code = main(
+                [
+                    "bootstrap",
+                    "--cluster=dev",
+                    f"--repo={daemon.url('fleet.git')}",
+                    f"--kubeconfig={kubeconfig}",
+                    f"--hub-url={hub.url}",
+                    f"--cluster-token-file={token_file}",
+                    "--run-local",
+                    f"--state-dir={state}",
+                    "--interval=2s",
+                    "--agent-arg=--metrics-address=",
+                    "--agent-arg=--heartbeat=1s",
+                    "--timeout=120",
+                ]
+            )
+            assert code == 0
+            secret = anyio.run(
+                _get, kubeconfig, "v1", "Secret", install.HUB_SECRET_NAME, "fleet-system"
+            )
+            assert (
+                base64.b64decode(secret["data"]["token"]).decode() == token_file.read_text().strip()
+            )
+            deployment = anyio.run(
+                _get, kubeconfig, "apps/v1", "Deployment", install.DEPLOYMENT_NAME, "fleet-system"
+            )
+            args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            assert f"--hub-url={hub.url}" in args
+            deadline = time.monotonic() + 30
+            health = None
+            while time.monotonic() < deadline and health != "Ready":
+                response = httpx.get(
+                    f"{hub.url}/api/v1/clusters/dev",
+                    headers={"Authorization": f"Bearer {admin}"},
+                    timeout=5,
+                )
+                health = (
+                    response.json()["cluster"]["health"] if response.status_code == 200 else None
+                )
+                time.sleep(0.3)
+            assert health == "Ready"
+        finally:
+            local.stop()
+            main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
