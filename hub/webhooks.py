@@ -106,6 +106,16 @@ def _json(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _object(payload: dict[str, Any], field: str) -> dict[str, Any]:
+    """``payload[field]`` when it is a JSON object; {} when absent; refused otherwise."""
+    value = payload.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WebhookRejected(f"'{field}' is not a JSON object", result="invalid", status=400)
+    return value
+
+
 def _urls(*candidates: Any) -> tuple[str, ...]:
     return tuple(url for url in candidates if isinstance(url, str) and url)
 
@@ -122,7 +132,7 @@ def parse_github(event: str | None, body: bytes) -> PushEvent | None:
     if event != "push":
         return None
     payload = _json(body)
-    repository = payload.get("repository") or {}
+    repository = _object(payload, "repository")
     return PushEvent(
         "github",
         _ref(payload),
@@ -141,8 +151,8 @@ def parse_gitlab(event: str | None, body: bytes) -> PushEvent | None:
     if event not in ("Push Hook", "Tag Push Hook"):
         return None
     payload = _json(body)
-    project = payload.get("project") or {}
-    repository = payload.get("repository") or {}
+    project = _object(payload, "project")
+    repository = _object(payload, "repository")
     return PushEvent(
         "gitlab",
         _ref(payload),
