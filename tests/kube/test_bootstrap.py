@@ -79,6 +79,15 @@ async def _versions(kubeconfig: Path) -> dict[str, str]:
     return found
 
 
+def _applied_by_bootstrap(obj: dict[str, Any]) -> tuple[object, ...]:
+    entries = [
+        (entry["time"], entry["fieldsV1"])
+        for entry in obj["metadata"]["managedFields"]
+        if entry["manager"] == install.BOOTSTRAP_FIELD_MANAGER
+    ]
+    return obj["metadata"]["generation"], entries
+
+
 async def _eventually_configmap(kubeconfig: Path, namespace: str, value: str) -> None:
     with anyio.fail_after(60):
         while True:
@@ -301,3 +310,65 @@ def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
         finally:
             local.stop()
             main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def test_agent_install_applies_secrets_and_a_running_deployment(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    kubeconfig = cluster.kubeconfig_path
+    secrets = tmp_path / "git-auth"
+    secrets.mkdir()
+    (secrets / "username").write_text("git")
+    (secrets / "password").write_text("s3cret")
+    hub_token = tmp_path / "hub.token"
+    hub_token.write_text("fleet_0123456789ab_" + "x" * 32 + "\n")
+    try:
+        code = main(
+            [
+                "agent",
+                "install",
+                "--cluster=dev",
+                "--repo=https://git.example.com/fleet.git",
+                f"--git-secret-dir={secrets}",
+                "--hub-url=https://hub.example.com",
+                f"--hub-token-file={hub_token}",
+                f"--kubeconfig={kubeconfig}",
+            ]
+        )
+        assert code == 0
+        git_auth = anyio.run(
+            _get, kubeconfig, "v1", "Secret", install.GIT_SECRET_NAME, "fleet-system"
+        )
+        assert base64.b64decode(git_auth["data"]["password"]) == b"s3cret"
+        deployment = anyio.run(
+            _get, kubeconfig, "apps/v1", "Deployment", install.DEPLOYMENT_NAME, "fleet-system"
+        )
+        assert deployment["spec"]["replicas"] == 1
+        pod = deployment["spec"]["template"]["spec"]
+        assert {v["name"] for v in pod["volumes"]} >= {"git-auth", "hub-token"}
+        assert "--git-secret-dir=/etc/fleet/git" in pod["containers"][0]["args"]
+        # Applying again is a no-op for server-side apply.
+        # (The controllers keep writing its status, so compare what apply owns.)
+        before = _applied_by_bootstrap(deployment)
+        assert (
+            main(
+                [
+                    "agent",
+                    "install",
+                    "--cluster=dev",
+                    "--repo=https://git.example.com/fleet.git",
+                    f"--git-secret-dir={secrets}",
+                    "--hub-url=https://hub.example.com",
+                    f"--hub-token-file={hub_token}",
+                    f"--kubeconfig={kubeconfig}",
+                ]
+            )
+            == 0
+        )
+        again = anyio.run(
+            _get, kubeconfig, "apps/v1", "Deployment", install.DEPLOYMENT_NAME, "fleet-system"
+        )
+        assert _applied_by_bootstrap(again) == before
+    finally:
+        assert main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"]) == 0
+    assert anyio.run(_get, kubeconfig, "v1", "Namespace", "fleet-system", None) is None
