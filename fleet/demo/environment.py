@@ -15,10 +15,16 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 import yaml
 
-from fleet.localkube import toolchain
+from fleet import install
+from fleet.install import cluster as installed
+from fleet.install import repository
+from fleet.kube import KubeClient
+from fleet.localkube import kubeconfig, toolchain
 from fleet.localkube.cluster import LocalCluster, running_clusters
 from fleet.localkube.gitserver import (
     GitDaemon,
@@ -29,6 +35,7 @@ from fleet.localkube.gitserver import (
     seed_repository,
 )
 from fleet.localkube.process import ManagedProcess, wait_until
+from fleet.source import GitAuth
 
 CLUSTERS = ("dev", "staging", "prod")
 REPOSITORY = "fleet.git"
@@ -74,16 +81,56 @@ def _fleet(*args: str) -> list[str]:
     return [sys.executable, "-m", "fleet.cli.main", *args]
 
 
+def _install_options(cluster: str, repo_url: str, hub_url: str) -> install.InstallOptions:
+    return install.InstallOptions(
+        cluster,
+        repo_url,
+        ref=f"{WAVE_REF}{cluster}",
+        hub_url=hub_url,
+        run_locally=True,
+        interval="30s",
+    )
+
+
+def _commit_agent_manifests(repo_url: str, names: Sequence[str], hub_url: str, root: Path) -> str:
+    """What ``fleet bootstrap`` commits: each agent's manifests in its cluster's folder."""
+    tip = ""
+    for name in names:
+        options = _install_options(name, repo_url, hub_url)
+        result = repository.commit_manifests(
+            repo_url, "main", GitAuth.none(), options, cache_dir=root / "bootstrap"
+        )
+        tip = result.commit or tip
+    return tip
+
+
+def _install_agent(cluster: LocalCluster, repo_url: str, hub_url: str, root: Path) -> Path:
+    """What ``fleet bootstrap --run-local`` installs: the agent's objects (the Deployment
+    without replicas) and its hub token; returns a kubeconfig of the agent's ServiceAccount,
+    so the demo's agent runs with the installed RBAC."""
+    options = _install_options(cluster.name, repo_url, hub_url)
+    token = (root / "tokens" / cluster.name).read_text().strip()
+
+    async def apply() -> dict[str, Any]:
+        async with await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path)) as client:
+            objects = install.manifests(options)
+            await installed.apply_all(client, [objects[0], install.hub_secret(token), *objects[1:]])
+            return await installed.service_account_kubeconfig(client, cluster.kubeconfig_path)
+
+    return kubeconfig.write(root / "agent-kubeconfigs" / cluster.name, anyio.run(apply))
+
+
 def _agent(
     cluster: LocalCluster, repo_url: str, root: Path, metrics_port: int, hub_url: str
 ) -> ManagedProcess:
+    agent_kubeconfig = _install_agent(cluster, repo_url, hub_url, root)
     args = _fleet(
         "agent",
         "run",
         f"--cluster={cluster.name}",
         f"--repo={repo_url}",
         f"--ref={WAVE_REF}{cluster.name}",
-        f"--kubeconfig={cluster.kubeconfig_path}",
+        f"--kubeconfig={agent_kubeconfig}",
         "--interval=30s",
         f"--work-dir={root / 'agents'}",
         f"--metrics-address=127.0.0.1:{metrics_port}",
@@ -151,11 +198,13 @@ def demo_fleet(
         revision = seed_repository(
             example_repository(), served / REPOSITORY, message="Example fleet repository"
         )
-        _push_wave_refs(served / REPOSITORY, revision, names)
         with git_daemon(served, root / "git-daemon") as daemon:
-            say(f"✔ fleet repository at {daemon.url(REPOSITORY)} (main@{revision[:7]})")
             hub_port = free_port()
             hub_url = f"http://127.0.0.1:{hub_port}"
+            revision = _commit_agent_manifests(daemon.url(REPOSITORY), names, hub_url, root)
+            _push_wave_refs(served / REPOSITORY, revision, names)
+            say(f"✔ fleet repository at {daemon.url(REPOSITORY)} (main@{revision[:7]})")
+            say("✔ each agent's manifests committed to clusters/<name>/fleet-system/")
             config = _hub_config(root, daemon.url(REPOSITORY), hub_port)
             tokens = root / "tokens"
             tokens.mkdir()
