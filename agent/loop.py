@@ -124,6 +124,7 @@ class Agent:
             self.cache,
             anyio.CapacityLimiter(settings.render_workers),
             default_namespace=settings.default_namespace,
+            agent=settings.namespace,
         )
         helm_dir = settings.agent_work_dir / "helm"
         helm = Helm(helm_dir / "home", KubeAccess(settings.kubeconfig, settings.context))

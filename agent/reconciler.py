@@ -72,6 +72,9 @@ class ReconcileContext:
     cache: LiveCache
     render_limiter: anyio.CapacityLimiter
     default_namespace: str = "default"
+    agent: str = ""
+    """This agent's namespace, written on every object it applies (``fleet.dev/agent``);
+    empty in tests that run one agent and need no identity."""
     renders: dict[UnitKey, tuple[tuple[str, str, str], kustomize.RenderResult]] = dataclasses.field(
         default_factory=dict
     )
@@ -153,10 +156,11 @@ def _crds_in(objects: Sequence[Object]) -> dict[tuple[str, str], bool]:
 
 
 def _owned_elsewhere(
-    cache: LiveCache, objects: Sequence[Object], unit: UnitDefinition
+    cache: LiveCache, objects: Sequence[Object], unit: UnitDefinition, agent: str = ""
 ) -> list[str]:
-    """Objects another unit of this agent already manages (another Kustomization, or a
-    HelmRelease whose objects helm labelled): applying them would start a war."""
+    """Objects another unit already manages (another Kustomization, a HelmRelease whose
+    objects helm labelled, or any unit of another agent on this cluster, told apart by
+    ``fleet.dev/agent``): applying them would start a war."""
     mine = unit_labels(unit)
     problems = []
     for obj in objects:
@@ -164,8 +168,15 @@ def _owned_elsewhere(
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         owner = labels.get(unit_api.UNIT_NAME_LABEL)
         kind = labels.get(unit_api.UNIT_KIND_LABEL, KUSTOMIZATION)
-        if owner and (kind != unit.kind or any(labels.get(k) != v for k, v in mine.items())):
-            other = f"{kind} {labels.get(unit_api.UNIT_NAMESPACE_LABEL)}/{owner}"
+        other = f"{kind} {labels.get(unit_api.UNIT_NAMESPACE_LABEL)}/{owner}"
+        # Objects labelled before agents had an identity carry none: they stay ours.
+        other_agent = labels.get(unit_api.AGENT_LABEL)
+        if owner and agent and other_agent and other_agent != agent:
+            problems.append(
+                f"{ObjectKey.from_manifest(obj)} is already managed by unit {other} "
+                f"of the agent in namespace {other_agent}"
+            )
+        elif owner and (kind != unit.kind or any(labels.get(k) != v for k, v in mine.items())):
             problems.append(f"{ObjectKey.from_manifest(obj)} is already managed by unit {other}")
     return problems
 
@@ -235,7 +246,7 @@ async def _reconcile(
     if split.unsupported:
         warnings.append(f"Flux objects not carried out yet: {', '.join(split.unsupported)}")
 
-    labels = unit_labels(unit)
+    labels = unit_labels(unit) | ({unit_api.AGENT_LABEL: ctx.agent} if ctx.agent else {})
     objects = [_label(obj, labels) for obj in split.objects]
     problems = await _default_namespaces(ctx, objects, _crds_in(objects))
     if problems:
@@ -243,7 +254,7 @@ async def _reconcile(
     # Watching first lets the cache tell unchanged objects apart without requests.
     for api_version, kind in {(o["apiVersion"], o["kind"]) for o in objects}:
         await ctx.cache.ensure_watch(api_version, kind)
-    conflicts = _owned_elsewhere(ctx.cache, objects, unit)
+    conflicts = _owned_elsewhere(ctx.cache, objects, unit, ctx.agent)
     if conflicts:
         return Outcome(
             False, "ReconciliationFailed", _listed(conflicts), revision, split=split, stalled=True

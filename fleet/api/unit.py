@@ -37,6 +37,9 @@ SUSPEND_ANNOTATION = "fleet.dev/suspended"
 UNIT_NAME_LABEL = "fleet.dev/unit-name"
 UNIT_NAMESPACE_LABEL = "fleet.dev/unit-namespace"
 """Labels on every object a unit applied, as Flux labels with kustomize.toolkit.fluxcd.io/*."""
+AGENT_LABEL = "fleet.dev/agent"
+"""The namespace of the agent that applied the object: two agents given the same path of
+one cluster have units of the same names, and only this tells their objects apart."""
 UNIT_KIND_LABEL = "fleet.dev/unit-kind"
 """Set to ``HelmRelease`` on a release's objects (and on HelmRelease Units); absent means
 Kustomization, so objects applied before units had kinds keep their labels."""
