@@ -92,8 +92,12 @@ class FieldChange:
     """A JSON pointer, e.g. ``/spec/replicas`` or ``/spec/template/spec/containers/0/image``."""
     desired: Any
     live: Any
+    hidden: bool = False
+    """A Secret's field: its values never appear in messages, events or logs."""
 
     def __str__(self) -> str:
+        if self.hidden:
+            return f"{self.path}: (Secret value hidden)"
         return f"{self.path}: {_short(self.desired)} -> {_short(self.live)}"
 
 
@@ -103,7 +107,18 @@ def _short(value: Any) -> str:
 
 
 def changed_fields(live: Any, desired: Any, path: str = "") -> Iterator[FieldChange]:
-    """Where ``live`` differs from ``desired`` at the paths desired sets."""
+    """Where ``live`` differs from ``desired`` at the paths desired sets; the values of a
+    Secret (a core ``kind: Secret``) are hidden in the changes' text."""
+    secret = (
+        isinstance(desired, Mapping)
+        and desired.get("kind") == "Secret"
+        and desired.get("apiVersion") == "v1"
+    )
+    for change in _changed_fields(live, desired, path):
+        yield dataclasses.replace(change, hidden=True) if secret else change
+
+
+def _changed_fields(live: Any, desired: Any, path: str = "") -> Iterator[FieldChange]:
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             yield FieldChange(path or "/", desired, live if live is not None else _MISSING)
@@ -113,13 +128,13 @@ def changed_fields(live: Any, desired: Any, path: str = "") -> Iterator[FieldCha
                 path == "/metadata" and key in {"resourceVersion", "managedFields"}
             ):
                 continue
-            yield from changed_fields(live.get(key), value, f"{path}/{_escape(str(key))}")
+            yield from _changed_fields(live.get(key), value, f"{path}/{_escape(str(key))}")
     elif isinstance(desired, list):
         if not isinstance(live, list):
             yield FieldChange(path, desired, live if live is not None else _MISSING)
             return
         for index, value in enumerate(desired):
-            yield from changed_fields(
+            yield from _changed_fields(
                 live[index] if index < len(live) else None, value, f"{path}/{index}"
             )
         if len(live) > len(desired):

@@ -88,3 +88,13 @@ def test_ignored_paths_take_the_live_value() -> None:
 def test_ignore_paths_must_be_json_pointers() -> None:
     with pytest.raises(ValueError, match="JSON pointer"):
         drift.keep_live_values(DESIRED, live_from(DESIRED), ["spec.replicas"])
+
+
+def test_a_secrets_changed_values_are_named_by_path_but_never_shown() -> None:
+    desired = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "c2VjcmV0LXZhbHVl"}}
+    live = {"apiVersion": "v1", "kind": "Secret", "data": {"password": "dGFtcGVyZWQ="}}
+    (change,) = drift.changed_fields(live, desired)
+    assert str(change) == "/data/password: (Secret value hidden)"
+    assert "c2VjcmV0" not in str(change) and "dGFtcGVy" not in str(change)
+    configmap = {**desired, "kind": "ConfigMap"}
+    assert "c2VjcmV0" in str(next(drift.changed_fields({**live, "kind": "ConfigMap"}, configmap)))
