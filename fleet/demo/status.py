@@ -24,7 +24,9 @@ async def unit_rows(clusters: Mapping[str, LocalCluster]) -> list[UnitRow]:
     for name, cluster in clusters.items():
         client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
         try:
-            items, _ = await client.list(unit_api.API_VERSION, unit_api.KIND, unit_api.AGENT_NAMESPACE)
+            items, _ = await client.list(
+                unit_api.API_VERSION, unit_api.KIND, unit_api.AGENT_NAMESPACE
+            )
         except KubeError:
             items = []  # the agent has not installed its CRD yet
         finally:
