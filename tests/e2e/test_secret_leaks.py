@@ -50,9 +50,14 @@ def secret(name: str, namespace: str, **string_data: str) -> dict[str, Any]:
 
 
 def forms(value: str) -> list[str]:
-    """The value and the ways it could be written down: base64 (as in Secret data)."""
+    """Fragments that betray the value, plain or base64-encoded (as in Secret data).
+
+    Fragments, not the whole: a message that shortens a long value ("...") still leaks
+    its first characters. The values end in 32 random hex digits; base64 is aligned on
+    the value's start, so a fragment from its middle is evidence of the value itself.
+    """
     encoded = base64.b64encode(value.encode()).decode()
-    return [value, encoded, encoded.rstrip("=")]
+    return [value[-32:], value[-32:-16], encoded[16:40], encoded[24:48]]
 
 
 def test_no_secret_value_appears_in_anything_the_agent_emits(
