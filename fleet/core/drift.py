@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 _MISSING = "<missing>"
@@ -196,9 +196,9 @@ def keep_live_values(
     return result
 
 
-def without_paths(desired: Mapping[str, Any], pointers: Sequence[str]) -> dict[str, Any]:
-    """``desired`` without the fields at ``pointers``: what drift is judged on when some
-    fields are left to others (driftIgnoreRules)."""
+def without_paths(desired: Mapping[str, Any], pointers: Iterable[str]) -> dict[str, Any]:
+    """``desired`` without the fields at ``pointers`` (absent ones are skipped): what drift
+    is judged on when some fields are left to others (drift ignore rules)."""
     result = copy.deepcopy(dict(desired))
     for pointer in pointers:
         tokens = _pointer_tokens(pointer)
@@ -208,4 +208,6 @@ def without_paths(desired: Mapping[str, Any], pointers: Sequence[str]) -> dict[s
         last = tokens[-1]
         if isinstance(parent, dict):
             parent.pop(last, None)
+        elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+            del parent[int(last)]
     return result

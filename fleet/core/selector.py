@@ -1,9 +1,10 @@
 """Does an object match a kustomize-style target selector? Pure.
 
-Used by ``driftIgnoreRules[].target`` (and shaped like Flux's ``patches[].target``):
-group, version, kind, name and namespace must equal when set (name and namespace may be
-regular expressions, as in kustomize); label and annotation selectors use Kubernetes'
-syntax: ``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``, ``a in (x,y)``, ``a notin (x)``.
+Used by ``driftIgnoreRules[].target`` of Kustomizations and ``driftDetection.ignore``
+of HelmReleases (shaped like Flux's ``patches[].target``): group, version, kind, name and
+namespace are anchored regular expressions, as in kustomize; label and annotation
+selectors use Kubernetes' syntax: ``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
+``a in (x,y)``, ``a notin (x)``.
 """
 
 from __future__ import annotations
@@ -81,30 +82,25 @@ def selector_matches(selector: str, values: Mapping[str, str]) -> bool:
     return True
 
 
-def _full(pattern: str, value: str) -> bool:
-    try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error:
-        return pattern == value
-
-
 def target_matches(target: Target | None, obj: Mapping[str, Any]) -> bool:
-    """Whether ``obj`` is selected by ``target`` (no target selects everything)."""
+    """Whether ``obj`` is selected by ``target`` (no target selects everything).
+
+    As in kustomize, group, version, kind, name and namespace are anchored regular
+    expressions, and an empty one selects everything.
+    """
     if target is None:
         return True
     api_version = str(obj.get("apiVersion", ""))
     metadata = obj.get("metadata") or {}
-    checks = [
-        (target.group, api_group(api_version), False),
-        (target.version, api_version.rpartition("/")[2], False),
-        (target.kind, str(obj.get("kind", "")), False),
-        (target.name, str(metadata.get("name", "")), True),
-        (target.namespace, str(metadata.get("namespace", "")), True),
-    ]
-    for wanted, actual, pattern in checks:
-        if wanted is None:
-            continue
-        if not (_full(wanted, actual) if pattern else wanted == actual):
+    fields = (
+        (target.group, api_group(api_version)),
+        (target.version, api_version.rpartition("/")[2]),
+        (target.kind, str(obj.get("kind", ""))),
+        (target.name, str(metadata.get("name", ""))),
+        (target.namespace, str(metadata.get("namespace", ""))),
+    )
+    for pattern, value in fields:
+        if pattern and re.fullmatch(pattern, value) is None:
             return False
     if target.label_selector and not selector_matches(
         target.label_selector, metadata.get("labels") or {}

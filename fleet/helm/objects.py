@@ -10,15 +10,13 @@ never by the agent's server-side-apply manager).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fleet.core import drift
-from fleet.core.manifests import ObjectKey, api_group, load_manifests
-from fleet.models.common import Selector
+from fleet.core import drift, selector
+from fleet.core.manifests import ObjectKey, load_manifests
 from fleet.models.helmrelease import IgnoreRule
 
 Object = dict[str, Any]
@@ -112,101 +110,8 @@ def ignored_pointers(obj: Mapping[str, Any], rules: Iterable[IgnoreRule]) -> lis
     return pointers
 
 
-def without_paths(obj: Mapping[str, Any], pointers: Iterable[str]) -> Object:
-    """``obj`` with the fields at ``pointers`` removed (absent ones are skipped)."""
-    result: Object = copy.deepcopy(dict(obj))
-    for pointer in pointers:
-        tokens = _tokens(pointer)
-        if not tokens:
-            continue
-        parent: Any = result
-        for token in tokens[:-1]:
-            parent = _child(parent, token)
-            if parent is None:
-                break
-        else:
-            last = tokens[-1]
-            if isinstance(parent, dict):
-                parent.pop(last, None)
-            elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-                del parent[int(last)]
-    return result
-
-
-def selector_matches(selector: Selector, obj: Mapping[str, Any]) -> bool:
-    """Kustomize's selector semantics: anchored regular expressions for group, version,
-    kind, name and namespace, plus label and annotation selectors."""
-    api_version = str(obj.get("apiVersion", ""))
-    metadata = obj.get("metadata") or {}
-    group = api_group(api_version)
-    version = api_version.rpartition("/")[2]
-    fields = (
-        (selector.group, group),
-        (selector.version, version),
-        (selector.kind, str(obj.get("kind", ""))),
-        (selector.name, str(metadata.get("name", ""))),
-        (selector.namespace, str(metadata.get("namespace", ""))),
-    )
-    for pattern, value in fields:
-        if pattern and re.fullmatch(pattern, value) is None:
-            return False
-    if selector.label_selector and not label_selector_matches(
-        selector.label_selector, metadata.get("labels") or {}
-    ):
-        return False
-    return not selector.annotation_selector or label_selector_matches(
-        selector.annotation_selector, metadata.get("annotations") or {}
-    )
-
-
-_SET_REQUIREMENT = re.compile(r"^\s*(\S+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-
-
-def label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selector syntax: ``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
-    ``a in (x,y)``, ``a notin (x)``, comma-separated (all must hold)."""
-    for requirement in _split_requirements(selector):
-        requirement = requirement.strip()
-        if not requirement:
-            continue
-        set_based = _SET_REQUIREMENT.match(requirement)
-        if set_based:
-            key, operator, listed = set_based.groups()
-            options = {v.strip() for v in listed.split(",") if v.strip()}
-            inside = key in labels and labels[key] in options
-            if inside != (operator == "in"):
-                return False
-        elif "!=" in requirement:
-            key, _, value = requirement.partition("!=")
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "=" in requirement:
-            key, _, value = requirement.replace("==", "=").partition("=")
-            if labels.get(key.strip()) != value.strip():
-                return False
-        elif requirement.startswith("!"):
-            if requirement[1:].strip() in labels:
-                return False
-        elif requirement not in labels:
-            return False
-    return True
-
-
-def _split_requirements(selector: str) -> list[str]:
-    """Split at commas outside parentheses (``a in (x,y),b`` is two requirements)."""
-    parts, depth, current = [], 0, ""
-    for char in selector:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts
+without_paths = drift.without_paths
+selector_matches = selector.target_matches
 
 
 def _without_volatile(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -221,14 +126,6 @@ def _tokens(pointer: str) -> list[str]:
     if pointer in ("", "/"):
         return []
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer.lstrip("/").split("/")]
-
-
-def _child(node: Any, token: str) -> Any:
-    if isinstance(node, dict):
-        return node.get(token)
-    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
-        return node[int(token)]
-    return None
 
 
 def _exists(obj: Any, pointer: str) -> bool:

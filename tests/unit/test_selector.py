@@ -53,7 +53,8 @@ def test_a_bad_selector_is_an_error() -> None:
         (Selector(group="apps", version="v1", kind="Deployment", namespace="shop"), True),
         (Selector(kind="Deployment", name="web-.*"), True),
         (Selector(kind="Service"), False),
-        (Selector(group=""), False),
+        (Selector(group=""), True),  # empty selects everything, as in kustomize
+        (Selector(kind="Deploy.*", group="app.*"), True),
         (Selector(label_selector="tier=frontend", annotation_selector="autoscaled=true"), True),
         (Selector(annotation_selector="autoscaled=false"), False),
     ],
