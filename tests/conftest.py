@@ -8,13 +8,15 @@ afterwards, as kr8s and lightkube do in their end-to-end suites.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster, running_clusters
+from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
 from tests.pgserver import PostgresServer, postgres_server, postgres_unavailable_reason
 
 CLUSTER_NAMES = ("dev", "staging", "prod")
@@ -69,6 +71,26 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
+    """A bare fleet repository served by git daemon, and a working clone to commit with."""
+    served = tmp_path / "served"
+    served.mkdir()
+    repo = served_repo(served, "fleet.git")
+    with git_daemon(served) as daemon:
+        yield daemon, repo
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
+    """fleet's own async client, as the dev cluster's admin."""
+    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from hub.config import HubConfig
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.conftest import api_client_for
 from tests.e2e.agentprocess import agent_process
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
 from tests.support import eventually as eventually_sync
 
@@ -71,15 +71,6 @@ def namespace_doc(namespace: str) -> str:
 
 
 @pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
-
-
-@pytest.fixture
 def fresh_namespace(cluster: LocalCluster) -> Iterator[str]:
     name = f"fleet-faults-{uuid.uuid4().hex[:6]}"
     try:
@@ -87,15 +78,6 @@ def fresh_namespace(cluster: LocalCluster) -> Iterator[str]:
     finally:
         with api_client_for(cluster) as api, contextlib.suppress(k8s.ApiException):
             k8s.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def root_at(kube: KubeClient, agent: Agent, sha: str, ready: str = "True") -> dict[str, Any]:

@@ -9,12 +9,11 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from agent.reporters import read_status_branch
@@ -23,7 +22,7 @@ from fleet.localkube.process import ManagedProcess
 from fleet.source import GitRef, GitSource
 from hub.config import HubConfig
 from hub.webhooks import signature_of
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, receiver, running_hub
 from tests.support import eventually
 
@@ -101,15 +100,6 @@ class Fleet:
         return httpx.post(
             f"{self.hub_url}/api/v1/webhooks/generic", content=content, headers=headers, timeout=10
         )
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
 
 
 def _agent(

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import yaml
 from fleet.localkube.cluster import LocalCluster
 from fleet.localkube.process import ManagedProcess
 from hub.config import HubConfig
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
 
 pytestmark = pytest.mark.timeout(600)
@@ -178,15 +178,6 @@ class Fleet:
             timeout=60,
             check=False,
         )
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
 
 
 def _agent(

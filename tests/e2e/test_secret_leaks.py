@@ -10,7 +10,6 @@ import contextlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,11 @@ from fleet.localkube.cluster import LocalCluster
 from hub.config import HubConfig
 from tests.conftest import api_client_for
 from tests.e2e.agentprocess import agent_process
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
 from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
 
 
 def secret(name: str, namespace: str, **string_data: str) -> dict[str, Any]:

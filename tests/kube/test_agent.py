@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -16,7 +15,7 @@ from agent.loop import Agent
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 
 pytestmark = pytest.mark.anyio
 
@@ -51,22 +50,6 @@ def deployment(
             },
         },
     }
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> KubeClient:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    yield client  # type: ignore[misc]
-    await client.close()
 
 
 async def test_commits_are_applied_and_pruned_with_the_revision_on_status(

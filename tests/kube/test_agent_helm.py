@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.conftest import api_client_for
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 
 pytestmark = pytest.mark.anyio
 
@@ -212,24 +212,6 @@ def charts(tmp_path: Path) -> Iterator[ChartRepository]:
         yield repository
     finally:
         repository.close()
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def release_status(

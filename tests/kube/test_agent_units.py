@@ -3,7 +3,6 @@ suspend, force, impersonation, a Flux repository layout, and bad input."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.conftest import api_client_for
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 
 pytestmark = pytest.mark.anyio
 
@@ -64,24 +63,6 @@ def deployment(name: str, namespace: str, **pod_spec: Any) -> dict[str, Any]:
             },
         },
     }
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def unit_name(name: str) -> str:

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,11 @@ from hub.config import HubConfig
 from tests.gitservers import (
     GitDaemon,
     WorkingClone,
-    git_daemon,
     git_env,
-    served_repo,
     ssh_server,
     sshd_unavailable_reason,
 )
 from tests.hubserver import create_token, running_hub
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
 
 
 def _commits(bare: Path) -> int:

@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
-from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
+from tests.gitservers import GitDaemon, WorkingClone
 
 pytestmark = pytest.mark.anyio
 
@@ -141,24 +141,6 @@ async def streaming(cluster: LocalCluster, agent: Agent, *args: str) -> AsyncIte
         finally:
             process.terminate()
             await process.wait()
-
-
-@pytest.fixture
-def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
-    served = tmp_path / "served"
-    served.mkdir()
-    repo = served_repo(served, "fleet.git")
-    with git_daemon(served) as daemon:
-        yield daemon, repo
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def applied(

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
 from fleet.kube import Forbidden, Invalid, KubeClient, NotFound
-from fleet.localkube.cluster import LocalCluster
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def configmap(namespace: str, name: str, **data: str) -> dict[str, object]:
