@@ -36,7 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument(
         "--exit-when-ready",
         action="store_true",
-        help="stop once every unit is Ready (exit 0) or the timeout passes (exit 1)",
+        help="stop once every unit is Ready (and the walkthrough, with --story, passed): "
+        "exit 0; or when the timeout passes or the walkthrough failed: exit 1",
+    )
+    up.add_argument(
+        "--story",
+        action="store_true",
+        help="run the walkthrough once the fleet is Ready: a commit through the waves, a "
+        "scale healed, a bad commit halted and rolled back",
     )
     up.add_argument(
         "--no-tui",
@@ -56,6 +63,7 @@ def _print_rows(rows: Sequence[UnitRow]) -> None:
 def _up(args: argparse.Namespace) -> int:
     from fleet.demo import status
     from fleet.demo.environment import CLUSTERS, demo_fleet
+    from fleet.demo.story import Story, StoryFailed
 
     root = (args.root or toolchain.cache_dir() / "demo").expanduser().resolve()
     try:
@@ -83,6 +91,12 @@ def _up(args: argparse.Namespace) -> int:
                     return 1
             else:
                 print("✔ the fleet is Ready")
+            if args.story and ready:
+                try:
+                    Story(fleet).run()
+                except StoryFailed as failure:
+                    print(f"✗ {failure}", file=sys.stderr)
+                    return 1
             if args.exit_when_ready:
                 return 0
             tui = [sys.executable, "-m", "fleet.cli.main", "tui", f"--hub={fleet.hub_url}"]

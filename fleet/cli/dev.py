@@ -124,9 +124,10 @@ def _up(args: argparse.Namespace) -> int:
     if not args.foreground:
         print("stop them with: fleet dev clusters down")
         return 0
-    print("running in the foreground; press Ctrl-C to stop", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        # Announced inside the try: a Ctrl-C right after the message must stop the clusters.
+        print("running in the foreground; press Ctrl-C to stop", flush=True)
         while all(p.alive() for c in clusters for p in c.processes.values()):
             time.sleep(1)
         print("error: a control-plane process exited; stopping", file=sys.stderr)

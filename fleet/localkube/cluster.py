@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import socket
 import ssl
 import time
 import urllib.error
@@ -25,12 +24,15 @@ from typing import Any
 
 import yaml
 
-from fleet.localkube import kubeconfig, pki, toolchain
+from fleet.localkube import kubeconfig, pki, ports, toolchain
 from fleet.localkube.process import ManagedProcess, ProcessError, kill_recorded, wait_until
 
 ADMIN_USER = "fleet-admin"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+
+START_ATTEMPTS = 3
+"""Starts retried when a port chosen for a component was taken before it could bind it."""
 
 START_TIMEOUT = 180.0
 """Seconds to wait for each start phase; generous because two cores start three API servers."""
@@ -53,13 +55,12 @@ class Ports:
 
     @classmethod
     def allocate(cls) -> Ports:
+        """Free ports (see ``fleet.localkube.ports`` for why not the kernel's choice)."""
         # Hold every socket open until all are chosen so no two fields get the same port.
         sockets = []
         try:
             for _ in dataclasses.fields(cls):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)
+                sockets.append(ports.bind_free())
             return cls(*(s.getsockname()[1] for s in sockets))
         finally:
             for sock in sockets:
@@ -426,6 +427,21 @@ def start_clusters(
             f"binaries not built: {', '.join(missing)}; run `make k8s-bin` "
             "(or `python -m fleet.localkube.toolchain`)"
         )
+    names = list(names)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return _start(names, root, nodes, die_with_parent, progress)
+        except ProcessError as error:
+            if "address already in use" not in str(error) or attempt == START_ATTEMPTS:
+                raise
+            if progress:
+                print("    a port was taken meanwhile; starting again on other ports", flush=True)
+    raise AssertionError("unreachable")
+
+
+def _start(
+    names: list[str], root: Path, nodes: int, die_with_parent: bool, progress: bool
+) -> list[LocalCluster]:
     clusters = [LocalCluster(name, root, nodes=nodes) for name in names]
     try:
         for cluster in clusters:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from fleet.localkube import ports
 from fleet.localkube.process import ManagedProcess, wait_until
 
 HOST = "127.0.0.1"
@@ -37,9 +38,7 @@ def git_env(identity: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+    return ports.free_port(HOST)
 
 
 def port_open(port: int) -> bool:
