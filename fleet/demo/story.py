@@ -156,22 +156,18 @@ class Story:
         approved = time.monotonic()
         self.wait("prod to run it", lambda: self.cluster_at("prod", sha))
         self.say(f"  ✔ prod runs {sha[:7]} {time.monotonic() - approved:.1f}s after the approval")
-        history = self._git("log", "--format=%s", "origin/fleet/promotions", "-n", "20")
-        self._git(
-            "fetch",
-            "--quiet",
-            "origin",
-            "+refs/heads/fleet/promotions:refs/remotes/origin/fleet/promotions",
-        )
-        history = self._git("log", "--format=%s", "origin/fleet/promotions", "-n", "20")
-        for wave in ("dev", "staging", "prod"):
-            if not any(
-                line.startswith(f"{wave}: promote") and sha[:7] in line
-                for line in history.splitlines()
-            ):
-                raise StoryFailed(f"no promotion of {sha[:7]} to {wave} in Git:\n{history}")
+        self.wait("every promotion recorded in Git", lambda: self._recorded(sha), timeout=30)
         self.say("  ✔ every promotion is a commit on fleet/promotions")
         return sha
+
+    def _recorded(self, sha: str) -> bool:
+        """Whether the records branch holds the promotion of ``sha`` into every wave."""
+        self._git("fetch", "--quiet", "origin", "+refs/heads/fleet/promotions:refs/remotes/records")
+        subjects = self._git("log", "--format=%s", "refs/remotes/records", "-n", "50")
+        return all(
+            any(s.startswith(f"{wave}: promote") and sha[:7] in s for s in subjects.splitlines())
+            for wave in ("dev", "staging", "prod")
+        )
 
     def scale_is_healed(self) -> float:
         self.say("► story 2: kubectl scale of a managed Deployment is reverted at once")
@@ -210,9 +206,12 @@ class Story:
 
         def edit(repo: Path) -> None:
             deployment = repo / "apps" / "base" / "podinfo" / "deployment.yaml"
-            deployment.write_text(deployment.read_text().replace("replicas: 1", "replicas: -1"))
+            text = deployment.read_text()
+            if "containerPort: 9898" not in text:
+                raise StoryFailed("apps/base/podinfo/deployment.yaml has no containerPort 9898")
+            deployment.write_text(text.replace("containerPort: 9898", "containerPort: 98980"))
 
-        bad = self.commit("podinfo: replicas -1 (a typo)", edit)
+        bad = self.commit("podinfo: container port 98980 (a typo)", edit)
         self.say(f"  pushed {bad[:7]} to main")
         self.wait(
             "the promoter to roll dev back",
