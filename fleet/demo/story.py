@@ -79,7 +79,8 @@ class Story:
         return found
 
     def cluster_at(self, cluster: str, sha: str) -> bool:
-        """Every unit of ``cluster`` Ready with ``sha`` applied, read from the cluster."""
+        """Every unit of ``cluster`` Ready, every Kustomization at ``sha``, read from the
+        cluster."""
 
         async def check() -> bool:
             kube = self.fleet.clusters[cluster].kubeconfig_path
@@ -90,10 +91,18 @@ class Story:
                 )
             finally:
                 await client.close()
-            return bool(items) and all(
-                str((i.get("status") or {}).get("lastAppliedRevision", "")).endswith(sha)
-                and (unit_api.ready_condition(i.get("status")) or {}).get("status") == "True"
-                for i in items
+            # A HelmRelease unit's revision is its chart version and values, not a commit.
+            commits = [i for i in items if (i.get("spec") or {}).get("kind") != "HelmRelease"]
+            return (
+                bool(commits)
+                and all(
+                    (unit_api.ready_condition(i.get("status")) or {}).get("status") == "True"
+                    for i in items
+                )
+                and all(
+                    str((i.get("status") or {}).get("lastAppliedRevision", "")).endswith(sha)
+                    for i in commits
+                )
             )
 
         return anyio.run(check)

@@ -42,23 +42,30 @@ class Observation:
 
 
 def observe(report: ClusterReport) -> Observation:
-    """The commit every active unit applied (None when they disagree), whether each is Ready
-    there and not half way to a newer one, and which units failed at which commit."""
+    """The commit every active Kustomization applied (None when they disagree), whether
+    every active unit is Ready there and not half way to a newer one, and which units
+    failed at which commit.
+
+    A HelmRelease unit's revisions are its chart version and values, not commits: it
+    counts for readiness and failure, while the commit comes from the Kustomizations.
+    """
     active = [unit for unit in report.units if not unit.suspended]
     if not active:
         revision = commit_of(report.source.revision)
         return Observation(revision, revision is not None and report.source.ready, None, revision)
-    applied = {commit_of(unit.last_applied_revision) for unit in active}
+    from_git = [unit for unit in active if unit.kind == "Kustomization"] or active
+    applied = {commit_of(unit.last_applied_revision) for unit in from_git}
     revision = applied.pop() if len(applied) == 1 else None
-    ready = revision is not None and all(
-        unit.ready == "True" and commit_of(unit.last_attempted_revision) in (None, revision)
-        for unit in active
+    ready = (
+        revision is not None
+        and all(unit.ready == "True" for unit in active)
+        and all(commit_of(u.last_attempted_revision) in (None, revision) for u in from_git)
     )
     failures = [
         unit for unit in active if unit.ready == "False" and unit.reason not in NOT_FAILURES
     ]
     failing = ", ".join(f"{unit.key}: {unit.reason}" for unit in failures) or None
-    attempted_by = failures or active
+    attempted_by = [u for u in failures if u in from_git] or from_git
     attempted = next(
         (
             commit_of(unit.last_attempted_revision)

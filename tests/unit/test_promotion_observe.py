@@ -69,6 +69,26 @@ def test_a_failed_unit_is_named_with_its_reason_at_the_commit_it_attempted() -> 
     assert seen == Observation(NEW, False, "flux-system/apps: HealthCheckFailed", NEW)
 
 
+def release(name: str, ready: str = "True", reason: str = "") -> UnitReport:
+    return UnitReport(
+        kind="HelmRelease",
+        namespace="flux-system",
+        name=name,
+        ready=ready,  # type: ignore[arg-type]
+        reason=reason,
+        last_applied_revision="1.2.0@values:0123abcd",
+        last_attempted_revision="1.2.0@values:0123abcd",
+    )
+
+
+def test_a_helm_release_counts_for_readiness_not_for_the_commit() -> None:
+    seen = observe.observe(report("dev", units=[unit("apps", NEW), release("greeter")]))
+    assert seen == Observation(NEW, True, None, NEW)
+    failed = release("greeter", ready="False", reason="UpgradeFailed")
+    seen = observe.observe(report("dev", units=[unit("apps", NEW), failed]))
+    assert seen == Observation(NEW, False, "flux-system/greeter: UpgradeFailed", NEW)
+
+
 def test_waiting_on_a_dependency_is_not_a_failure() -> None:
     waiting = unit("apps", OLD, ready="False", reason="DependencyNotReady", attempted=NEW)
     seen = observe.observe(report("dev", units=[unit("infra", NEW), waiting]))
