@@ -79,7 +79,7 @@ async def _diff(args: argparse.Namespace) -> int:
         live_unit = next(
             (u for u in units if u["metadata"]["name"] == definition.resource_name), None
         )
-        changes = await diff_unit(client, definition, split, live_unit, units)
+        changes = await diff_unit(client, definition, split, live_unit, units, args.namespace)
     for line in objectdiff.format_changes(changes):
         print(line)
     sys.stdout.flush()
@@ -213,9 +213,14 @@ async def diff_unit(
     split: SplitRender,
     live_unit: Mapping[str, Any] | None,
     units: Sequence[Mapping[str, Any]],
+    agent_namespace: str,
 ) -> list[Change]:
-    """Every change applying this render would make, in apply order, then prunes."""
-    labels = reconciler.unit_labels(definition)
+    """Every change applying this render would make, in apply order, then prunes.
+
+    Objects get exactly the labels the agent writes: its units' and its own (the agent is
+    known by its namespace), or the dry run would show them removed.
+    """
+    labels = reconciler.unit_labels(definition) | {unit_api.AGENT_LABEL: agent_namespace}
     objects = [_labelled(obj, labels) for obj in split.objects]
     crds = _crd_scopes(objects)
     changes: list[Change] = []
