@@ -3,11 +3,19 @@ responses and to generate the OpenAPI document, so the two cannot drift apart.""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pydantic
 
-from fleet.report import ClusterHealth, ClusterReport, ClusterSummary, HubCommand, ReportModel
+from fleet.report import (
+    ClusterHealth,
+    ClusterReport,
+    ClusterSummary,
+    HubCommand,
+    ReportModel,
+    validate_cluster_name,
+    validate_labels,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -91,6 +99,74 @@ class WebhookResult(ReportModel):
     """Clusters a reconcile command was queued for."""
     ignored: str | None = None
     """Why nothing was done (not a push event), if so."""
+
+
+class TokenRequest(ReportModel):
+    """A new token: for a cluster (``cluster``, optional ``labels``) or for a user
+    (``name``, optional ``role``)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    kind: Literal["cluster", "user"]
+    cluster: str | None = None
+    """The cluster a ``cluster`` token reports as (a DNS label)."""
+    labels: dict[str, str] | None = None
+    """A cluster's labels (``env``, ``wave``); they win over those its agent reports.
+    Omitted: the cluster keeps the labels it has, so a new token does not drop them."""
+    name: str | None = None
+    """Who a ``user`` token is for."""
+    role: Literal["read-only", "admin"] | None = None
+    """A user token's role; default ``read-only``."""
+
+    @pydantic.field_validator("cluster")
+    @classmethod
+    def _cluster_name(cls, value: str | None) -> str | None:
+        return None if value is None else validate_cluster_name(value)
+
+    @pydantic.field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else validate_labels(value)
+
+    @pydantic.model_validator(mode="after")
+    def _fields_of_its_kind(self) -> Self:
+        if self.kind == "cluster":
+            if self.cluster is None:
+                raise ValueError("a cluster token needs 'cluster', the cluster's name")
+            if self.name is not None or self.role is not None:
+                raise ValueError("'name' and 'role' are for user tokens, not cluster tokens")
+        else:
+            if not self.name:
+                raise ValueError("a user token needs 'name', who it is for")
+            if self.cluster is not None or self.labels is not None:
+                raise ValueError("'cluster' and 'labels' are for cluster tokens, not user tokens")
+        return self
+
+
+class TokenInfo(ReportModel):
+    """A stored token without its secret (the hub keeps only a salted hash of it)."""
+
+    id: str
+    kind: Literal["cluster", "user"]
+    cluster: str | None = None
+    """The cluster of a cluster token."""
+    name: str | None = None
+    """Who a user token is for."""
+    role: str
+    """``cluster``, ``read-only`` or ``admin``."""
+    labels: dict[str, str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+class TokenCreated(TokenInfo):
+    token: str
+    """The token itself, ``fleet_<id>_<secret>``: in this response only, never again."""
+
+
+class TokenList(ReportModel):
+    items: list[TokenInfo]
+    """Oldest first, revoked ones included."""
 
 
 class Health(ReportModel):

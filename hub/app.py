@@ -13,7 +13,7 @@ import datetime
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import pydantic
@@ -32,7 +32,10 @@ from hub.webhooks import PROVIDERS
 
 Access = Literal["public", "read", "admin", "cluster", "signature"]
 Handler = Callable[[Request, Hub, Principal | None], Awaitable[Response]]
+Body = TypeVar("Body", bound=pydantic.BaseModel)
 WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
+REQUEST_MAX_BYTES = 64 * 1024
+"""Bodies of the admin requests (reconcile, wave actions, tokens): a few fields each."""
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 STREAM_RETRY_MS = 2000
@@ -165,13 +168,24 @@ async def summary(request: Request, hub: Hub, principal: Principal | None) -> Re
     return _json(await hub.summary())
 
 
-async def reconcile(request: Request, hub: Hub, principal: Principal | None) -> Response:
-    body = await _read_body(request, 64 * 1024)
+async def _request_body(request: Request, model: type[Body], what: str) -> Body:
+    """The JSON body as ``model`` (no body: ``{}``); else 422 naming each field at fault."""
+    body = await _read_body(request, REQUEST_MAX_BYTES)
     try:
-        wanted = api.ReconcileRequest.model_validate_json(body or b"{}")
+        return model.model_validate_json(body or b"{}")
     except pydantic.ValidationError as error:
         problems = error.errors(include_url=False, include_input=False, include_context=False)
-        raise HubError(422, "invalid reconcile request", problems) from None
+        named = "; ".join(
+            ".".join(str(part) for part in problem["loc"]) + ": " + problem["msg"]
+            if problem["loc"]
+            else problem["msg"]
+            for problem in problems
+        )
+        raise HubError(422, f"invalid {what}: {named}", problems) from None
+
+
+async def reconcile(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    wanted = await _request_body(request, api.ReconcileRequest, "reconcile request")
     name = request.path_params["name"]
     who = principal.subject if principal else "?"
     command = await hub.queue_reconcile(name, wanted.unit, wanted.source, f"requested by {who}")
@@ -248,14 +262,7 @@ def _wave_action(
     async def handle(request: Request, hub: Hub, principal: Principal | None) -> Response:
         revision = None
         if body_model is not None:
-            body = await _read_body(request, 64 * 1024)
-            try:
-                wanted = body_model.model_validate_json(body or b"{}")
-            except pydantic.ValidationError as error:
-                problems = error.errors(
-                    include_url=False, include_input=False, include_context=False
-                )
-                raise HubError(422, f"invalid {action} request", problems) from None
+            wanted = await _request_body(request, body_model, f"{action} request")
             revision = wanted.to if isinstance(wanted, api.RollbackRequest) else wanted.revision
         who = principal.subject if principal else "?"
         wave = request.path_params["wave"]
@@ -263,6 +270,21 @@ def _wave_action(
 
     handle.__name__ = f"{action}_wave"
     return handle
+
+
+async def create_token(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    wanted = await _request_body(request, api.TokenRequest, "token request")
+    who = principal.subject if principal else "?"
+    return _json(await hub.create_token(wanted, who), 201)
+
+
+async def list_tokens(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    return _json(await hub.list_tokens())
+
+
+async def revoke_token(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    who = principal.subject if principal else "?"
+    return _json(await hub.revoke_token(request.path_params["id"], who))
 
 
 def _iso(timestamp: float) -> str:
@@ -491,6 +513,40 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(404, 409, 422, 502),
         description="The revision rolled back from is marked failed in the wave, so the "
         "gate does not promote it again until a new commit or an approval of it.",
+    ),
+    Endpoint(
+        "POST",
+        f"{_P}/tokens",
+        create_token,
+        "Create a cluster or user token; the token is in this response only",
+        "admin",
+        api.TokenCreated,
+        request=api.TokenRequest,
+        status=201,
+        errors=(413, 422),
+        description="The hub keeps a salted hash, never the token. A cluster token makes the "
+        "cluster known (Unknown until its agent reports) with its `labels`; without "
+        "`labels` the cluster keeps those it has. Earlier tokens of the same cluster or user "
+        "stay valid until revoked.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_P}/tokens",
+        list_tokens,
+        "Every token, revoked ones included, without its secret",
+        "admin",
+        api.TokenList,
+    ),
+    Endpoint(
+        "DELETE",
+        f"{_P}/tokens/{{id}}",
+        revoke_token,
+        "Revoke a token; this hub refuses it from now on",
+        "admin",
+        api.TokenInfo,
+        errors=(404,),
+        description="Revoking a revoked token changes nothing and answers as the first time. "
+        "Other replicas may accept it for up to `tokenCacheTtl`.",
     ),
     Endpoint(
         "POST",

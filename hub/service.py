@@ -109,6 +109,21 @@ def event_record(event: StoredEvent) -> api.EventRecord:
     )
 
 
+def token_info(record: TokenRecord) -> api.TokenInfo:
+    """What the API shows of a stored token: never its salt or hash."""
+    of_cluster = record.kind == "cluster"
+    return api.TokenInfo(
+        id=record.id,
+        kind="cluster" if of_cluster else "user",
+        cluster=record.subject if of_cluster else None,
+        name=None if of_cluster else record.subject,
+        role=record.role,
+        labels=record.labels,
+        created_at=_iso(record.created_at),
+        revoked_at=_iso(record.revoked_at) if record.revoked_at is not None else None,
+    )
+
+
 class Hub:
     def __init__(
         self,
@@ -208,6 +223,37 @@ class Hub:
                 self._tokens.clear()
             self._tokens[token_id] = (record, now)
         return record
+
+    async def create_token(self, wanted: api.TokenRequest, who: str) -> api.TokenCreated:
+        """Issue a token and store its hash; the text is in the answer and nowhere else."""
+        now = self.clock()
+        if wanted.kind == "cluster":
+            assert wanted.cluster is not None  # TokenRequest checks it
+            labels = wanted.labels
+            if labels is None:
+                known = await self.store.get_cluster(wanted.cluster, now)
+                labels = known.token_labels if known else {}
+            text, record = auth.issue_token("cluster", wanted.cluster, "cluster", now, labels)
+        else:
+            assert wanted.name is not None  # TokenRequest checks it
+            text, record = auth.issue_token("user", wanted.name, wanted.role or "read-only", now)
+        await self.store.add_token(record)
+        log.info("token %s for %s %s created by %s", record.id, record.kind, record.subject, who)
+        return api.TokenCreated(token=text, **token_info(record).model_dump())
+
+    async def list_tokens(self) -> api.TokenList:
+        return api.TokenList(
+            items=[token_info(record) for record in await self.store.list_tokens()]
+        )
+
+    async def revoke_token(self, token_id: str, who: str) -> api.TokenInfo:
+        record = await self.store.revoke_token(token_id, self.clock())
+        if record is None:
+            raise HubError(404, f"no token {token_id!r}")
+        # Refused at once here; other replicas within tokenCacheTtl.
+        self._tokens.pop(token_id, None)
+        log.info("token %s of %s %s revoked by %s", record.id, record.kind, record.subject, who)
+        return token_info(record)
 
     def forbid(self, message: str) -> HubError:
         self.metrics.auth_failures.labels(reason="forbidden").inc()

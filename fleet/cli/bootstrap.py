@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -25,6 +26,9 @@ from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.source import GitAuth
 from fleet.source.urls import GitURL, Transport, parse_git_url
+
+if TYPE_CHECKING:
+    from fleet.install.hubtoken import ClusterToken
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,12 +53,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="known_hosts with the SSH server's key (default: ask ssh-keyscan)",
     )
-    hub = parser.add_argument_group("hub")
+    hub = parser.add_argument_group(
+        f"hub token (with --hub-url; kept in the Secret fleet-system/{install.HUB_SECRET_NAME})"
+    ).add_mutually_exclusive_group()
+    hub.add_argument(
+        "--hub-admin-token-file",
+        type=Path,
+        help="an admin user token of the hub: bootstrap creates this cluster's token with it "
+        "(POST /api/v1/tokens), or keeps the one the cluster's Secret holds while the hub "
+        "accepts it",
+    )
     hub.add_argument(
         "--cluster-token-file",
         type=Path,
-        help="this cluster's hub token (`fleet hub token create NAME` on the hub's "
-        "database; the hub has no API that creates tokens)",
+        help="this cluster's hub token, made beforehand (`fleet hub token create NAME`)",
     )
     parser.add_argument(
         "--run-local",
@@ -79,7 +91,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
     try:
         url = _normalise_repo(args.repo)
         auth, secret_data = _credentials(args, parse_git_url(url))
-        hub_token = _hub_token(args)
+        hub_token, hub_admin_token = _hub_tokens(args)
     except (CliError, ValueError, OSError) as error:
         kubeargs.fail(getattr(error, "message", str(error)))
         return 2
@@ -96,22 +108,31 @@ def _bootstrap(args: argparse.Namespace) -> int:
             progress("◎", "add the deploy key printed above to the repository (with write access)")
             progress("◎", "and run the same command again: it reuses that key")
         return 1
-    secrets = []
-    if secret_data:
-        secrets.append(install.git_secret(secret_data))
-    if hub_token:
-        secrets.append(install.hub_secret(hub_token))
 
     async def main(args: argparse.Namespace) -> int:
         from fleet.install import cluster
 
         objects = install.manifests(options)
         async with kubeargs.connect(args) as client:
+            token, replaced = hub_token, False
+            if hub_admin_token:
+                found = await _cluster_hub_token(args, client, hub_admin_token)
+                token, replaced = found.token, found.replaced
+            secrets = [install.git_secret(secret_data)] if secret_data else []
+            if token:
+                secrets.append(install.hub_secret(token))
             progress("►", f"installing the agent into {kubeargs.where(args)}")
             for name in await cluster.apply_all(client, [objects[0], *secrets, *objects[1:]]):
                 progress("✔", f"{name} applied")
             if args.run_local:
-                await _start_local(args, client, secret_data, hub_token)
+                await _start_local(args, client, secret_data, token, restart=replaced)
+            elif replaced:
+                progress(
+                    "◎",
+                    "the agent reads its hub token when it starts: restart it to use the new "
+                    "one (kubectl -n fleet-system rollout restart "
+                    f"deployment/{install.DEPLOYMENT_NAME})",
+                )
             progress(
                 "◎", f"waiting for the agent to apply {commit[:12]} (up to {args.timeout:.0f}s)"
             )
@@ -212,15 +233,43 @@ def deploy_key(folder: Path) -> tuple[str, str]:
     return private, public
 
 
-def _hub_token(args: argparse.Namespace) -> str | None:
+def _hub_tokens(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(this cluster's hub token, an admin token to create it with), read from their files."""
+    given = args.cluster_token_file or args.hub_admin_token_file
     if not args.hub_url:
-        return None
+        if given:
+            raise CliError("--cluster-token-file and --hub-admin-token-file need --hub-url")
+        return None, None
     if args.cluster_token_file:
-        return str(args.cluster_token_file.read_text().strip())
+        return args.cluster_token_file.read_text().strip(), None
+    if args.hub_admin_token_file:
+        return None, args.hub_admin_token_file.read_text().strip()
     raise CliError(
-        "--hub-url needs --cluster-token-file: the hub has no API to create cluster tokens; "
-        f"run `fleet hub token create {args.cluster} --db ...` on the hub's database"
+        "--hub-url needs --hub-admin-token-file (an admin token: bootstrap creates the "
+        "cluster's token) or --cluster-token-file (a token made with "
+        f"`fleet hub token create {args.cluster}`)"
     )
+
+
+async def _cluster_hub_token(
+    args: argparse.Namespace, client: KubeClient, admin: str
+) -> ClusterToken:
+    from fleet.install import hubtoken
+
+    try:
+        found = await hubtoken.cluster_token(client, args.hub_url, admin, args.cluster)
+    except hubtoken.HubTokenError as error:
+        raise CliError(str(error)) from error
+    if found.created_id:
+        instead = " (the hub refuses the one the Secret held)" if found.replaced else ""
+        progress("✔", f"hub token {found.created_id} created for cluster {args.cluster}{instead}")
+    else:
+        progress(
+            "✔",
+            f"the hub still accepts the token in Secret fleet-system/{install.HUB_SECRET_NAME}: "
+            "kept",
+        )
+    return found
 
 
 def _commit(
@@ -250,12 +299,17 @@ async def _start_local(
     client: KubeClient,
     secret_data: dict[str, str],
     hub_token: str | None,
+    *,
+    restart: bool = False,
 ) -> None:
     from fleet.install import cluster
 
     local = install_cli.local_agent(args)
     pid = local.pid()
-    if pid is not None:
+    if pid is not None and restart:
+        local.stop()
+        progress("✔", f"local agent stopped (pid {pid}): it holds the hub token no longer accepted")
+    elif pid is not None:
         progress("◎", f"local agent already runs (pid {pid}, log {local.log_file})")
         return
     kubeconfig_path = Path(args.kubeconfig or _default_kubeconfig()).expanduser()

@@ -54,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     token = hub_sub.add_parser(
         "token",
         help="create, revoke and list hub tokens",
-        description="Tokens are shown once at creation and stored only as salted hashes.",
+        description="Tokens are shown once at creation and stored only as salted hashes. "
+        "These commands work on the hub's database; a running hub does the same for an admin "
+        "token over its API (/api/v1/tokens), which `fleet bootstrap --hub-admin-token-file` "
+        "uses.",
     )
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
 

@@ -175,6 +175,11 @@ def _token(row: Row) -> TokenRecord:
     )
 
 
+def _list_tokens(connection: Connection) -> list[TokenRecord]:
+    rows = connection.execute("SELECT * FROM tokens ORDER BY created_at, id")
+    return [_token(row) for row in rows]
+
+
 def _cluster(row: Row, drift: int = 0) -> ClusterRecord:
     return ClusterRecord(
         name=row["name"],
@@ -321,11 +326,25 @@ class Store:
         )
         return _token(rows[0]) if rows else None
 
+    async def list_tokens(self) -> list[TokenRecord]:
+        return await self.database.run(_list_tokens, write=False)
+
     def list_tokens_sync(self) -> list[TokenRecord]:
-        rows = self.database.run_sync(
-            lambda c: c.execute("SELECT * FROM tokens ORDER BY created_at, id")
-        )
-        return [_token(row) for row in rows]
+        return self.database.run_sync(_list_tokens)
+
+    async def revoke_token(self, token_id: str, now: float) -> TokenRecord | None:
+        """Revoke the token with this id if it is live; its record as it is now (None:
+        there is no such token)."""
+
+        def revoke(connection: Connection) -> TokenRecord | None:
+            connection.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, token_id),
+            )
+            rows = connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,))
+            return _token(rows[0]) if rows else None
+
+        return await self.database.run(revoke)
 
     def revoke_tokens_sync(self, selector: str, now: float) -> list[str]:
         """Revoke the token with this id, or every live token of this cluster or user."""

@@ -348,3 +348,148 @@ def test_stream_says_reset_when_the_client_is_further_behind_than_the_feed_reach
 
     assert [e.event for e in events] == ["reset", "ready", "cluster-updated"]
     assert json.loads(events[2].data)["cluster"]["revision"] == f"main@sha1:{'c' * 40}"
+
+
+def _client(hub: RunningHub, token: str) -> httpx.Client:
+    return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_admin_creates_a_cluster_token_that_reports_only_as_that_cluster(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    created = admin.post(
+        "/api/v1/tokens", json={"kind": "cluster", "cluster": "edge", "labels": {"env": "prod"}}
+    )
+
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert answer["token"].startswith(f"fleet_{answer['id']}_")
+    assert {k: answer[k] for k in ("kind", "cluster", "name", "role", "labels")} == {
+        "kind": "cluster",
+        "cluster": "edge",
+        "name": None,
+        "role": "cluster",
+        "labels": {"env": "prod"},
+    }
+    assert not {"salt", "hash"} & set(answer)
+    agent = _client(hub, answer["token"])
+    assert put(agent, "edge", body_of(report("edge"))).status_code == 200
+    assert put(agent, "dev", body_of(report("dev"))).status_code == 403
+    assert agent.get("/api/v1/clusters").status_code == 403
+    assert clusters(admin)["edge"]["labels"] == {"env": "prod"}
+
+    # A second token for the cluster, without labels, keeps the labels it has.
+    again = admin.post("/api/v1/tokens", json={"kind": "cluster", "cluster": "edge"})
+    assert again.status_code == 201 and again.json()["labels"] == {"env": "prod"}
+    assert again.json()["token"] != answer["token"]
+    assert clusters(admin)["edge"]["labels"] == {"env": "prod"}
+
+
+def test_an_admin_creates_user_tokens_with_their_role(hub: RunningHub, admin: httpx.Client) -> None:
+    reader = admin.post("/api/v1/tokens", json={"kind": "user", "name": "bob"})
+    operator = admin.post("/api/v1/tokens", json={"kind": "user", "name": "carol", "role": "admin"})
+
+    assert reader.status_code == 201 and operator.status_code == 201
+    assert (reader.json()["name"], reader.json()["role"]) == ("bob", "read-only")
+    assert (operator.json()["name"], operator.json()["role"]) == ("carol", "admin")
+    bob = _client(hub, reader.json()["token"])
+    carol = _client(hub, operator.json()["token"])
+    assert bob.get("/api/v1/clusters").status_code == 200
+    assert bob.post("/api/v1/tokens", json={"kind": "user", "name": "x"}).status_code == 403
+    made_by_carol = carol.post("/api/v1/tokens", json={"kind": "cluster", "cluster": "dev"})
+    assert made_by_carol.status_code == 201
+
+
+def test_read_only_and_cluster_tokens_may_not_create_list_or_revoke_tokens(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    reader = _client(hub, create_token(hub.config.database, "bob", role="read-only"))
+    agent = agent_client(hub, "dev")
+    own_id = admin.get("/api/v1/tokens").json()["items"][-1]["id"]
+
+    for client in (reader, agent):
+        created = client.post("/api/v1/tokens", json={"kind": "cluster", "cluster": "dev"})
+        assert created.status_code == 403, created.text
+        assert "admin" in created.json()["error"]
+        assert client.get("/api/v1/tokens").status_code == 403
+        assert client.delete(f"/api/v1/tokens/{own_id}").status_code == 403
+    assert [t["cluster"] for t in admin.get("/api/v1/tokens").json()["items"]].count("dev") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "kind"),
+        ({"kind": "robot", "name": "r2"}, "kind"),
+        ({"kind": "cluster"}, "cluster"),
+        ({"kind": "cluster", "cluster": "Not A DNS Label"}, "cluster"),
+        ({"kind": "cluster", "cluster": "dev", "labels": {"env": "a b"}}, "labels"),
+        ({"kind": "cluster", "cluster": "dev", "role": "admin"}, "role"),
+        ({"kind": "user"}, "name"),
+        ({"kind": "user", "name": "bob", "role": "root"}, "role"),
+        ({"kind": "user", "name": "bob", "cluster": "dev"}, "cluster"),
+        ({"kind": "user", "name": "bob", "expires": "never"}, "expires"),
+    ],
+)
+def test_a_bad_token_request_is_422_naming_the_field(
+    hub: RunningHub, admin: httpx.Client, body: dict[str, object], field: str
+) -> None:
+    before = len(admin.get("/api/v1/tokens").json()["items"])
+
+    refused = admin.post("/api/v1/tokens", json=body)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"].startswith("invalid token request: ")
+    assert field in refused.json()["error"]
+    assert len(admin.get("/api/v1/tokens").json()["items"]) == before
+
+
+def test_a_token_request_that_is_not_json_is_422(hub: RunningHub, admin: httpx.Client) -> None:
+    refused = admin.post("/api/v1/tokens", content=b"{kind: cluster")
+
+    assert refused.status_code == 422
+    assert "invalid token request" in refused.json()["error"]
+
+
+def test_the_token_list_holds_no_secret(hub: RunningHub, admin: httpx.Client) -> None:
+    made = admin.post("/api/v1/tokens", json={"kind": "cluster", "cluster": "dev"}).json()
+    store = Store.open(hub.config.database)
+    try:
+        stored = {record.id: record for record in store.list_tokens_sync()}
+    finally:
+        store.close()
+
+    listed = admin.get("/api/v1/tokens")
+
+    assert listed.status_code == 200
+    items = {item["id"]: item for item in listed.json()["items"]}
+    assert set(items) == set(stored)
+    assert items[made["id"]]["cluster"] == "dev" and items[made["id"]]["revokedAt"] is None
+    secret = made["token"].split("_", 2)[2]
+    for record in stored.values():
+        for value in (record.salt, record.hash):
+            assert value not in listed.text
+    assert secret not in listed.text
+    assert not {"token", "salt", "hash"} & {key for item in items.values() for key in item}
+
+
+def test_a_token_revoked_through_the_api_is_refused_with_401(
+    hub: RunningHub, admin: httpx.Client
+) -> None:
+    made = admin.post("/api/v1/tokens", json={"kind": "cluster", "cluster": "dev"}).json()
+    agent = _client(hub, made["token"])
+    assert put(agent, "dev", body_of(report("dev"))).status_code == 200
+
+    revoked = admin.delete(f"/api/v1/tokens/{made['id']}")
+
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revokedAt"] is not None and "token" not in revoked.json()
+    refused = put(agent, "dev", body_of(report("dev")))
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error"]
+    listed = {item["id"]: item for item in admin.get("/api/v1/tokens").json()["items"]}
+    assert listed[made["id"]]["revokedAt"] == revoked.json()["revokedAt"]
+    again = admin.delete(f"/api/v1/tokens/{made['id']}")
+    assert again.status_code == 200 and again.json()["revokedAt"] == revoked.json()["revokedAt"]
+    missing = admin.delete("/api/v1/tokens/0123456789ab")
+    assert missing.status_code == 404 and "0123456789ab" in missing.json()["error"]

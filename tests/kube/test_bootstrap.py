@@ -4,9 +4,9 @@ daemon: the agent it starts runs as the installed ServiceAccount and manages its
 from __future__ import annotations
 
 import base64
+import datetime
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from tests.gitservers import (
     ssh_server,
     sshd_unavailable_reason,
 )
-from tests.hubserver import create_token, running_hub
+from tests.hubserver import RunningHub, create_token, running_hub
+from tests.support import eventually
 
 
 def _commits(bare: Path) -> int:
@@ -282,22 +283,110 @@ def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
             )
             args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
             assert f"--hub-url={hub.url}" in args
-            deadline = time.monotonic() + 30
-            health = None
-            while time.monotonic() < deadline and health != "Ready":
-                response = httpx.get(
-                    f"{hub.url}/api/v1/clusters/dev",
-                    headers={"Authorization": f"Bearer {admin}"},
-                    timeout=5,
-                )
-                health = (
-                    response.json()["cluster"]["health"] if response.status_code == 200 else None
-                )
-                time.sleep(0.3)
-            assert health == "Ready"
+            eventually(lambda: _hub_health(hub, admin, "dev") == "Ready", 30, "dev Ready")
         finally:
             local.stop()
             main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def test_bootstrap_creates_the_hub_token_and_a_rerun_keeps_it_while_the_hub_accepts_it(
+    cluster: LocalCluster,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    daemon, _ = git
+    config = HubConfig.model_validate(
+        {"database": f"sqlite:///{tmp_path / 'hub.db'}", "staleAfter": "30s"}
+    )
+    kubeconfig = cluster.kubeconfig_path
+    state = tmp_path / "agents"
+    local = LocalAgent("dev", state)
+    with running_hub(config) as hub:
+        admin = create_token(config.database, "alice", role="admin")
+        admin_file = tmp_path / "admin.token"
+        admin_file.write_text(admin + "\n")
+        bootstrap = [
+            "bootstrap",
+            "--cluster=dev",
+            f"--repo={daemon.url('fleet.git')}",
+            f"--kubeconfig={kubeconfig}",
+            f"--hub-url={hub.url}",
+            f"--hub-admin-token-file={admin_file}",
+            "--run-local",
+            f"--state-dir={state}",
+            "--interval=2s",
+            "--agent-arg=--metrics-address=",
+            "--agent-arg=--heartbeat=1s",
+            "--timeout=120",
+        ]
+        try:
+            assert main(bootstrap) == 0
+            [created] = _cluster_tokens(hub, admin, "dev")
+            assert _stored_hub_token(kubeconfig).startswith(f"fleet_{created['id']}_")
+            assert local.hub_token_file.read_text() == _stored_hub_token(kubeconfig)
+            eventually(lambda: _hub_health(hub, admin, "dev") == "Ready", 30, "dev Ready")
+
+            # Re-run: the Secret's token still works, so no second token is made.
+            assert main(bootstrap) == 0
+            assert _cluster_tokens(hub, admin, "dev") == [created]
+
+            # Once the hub no longer accepts it, a re-run makes a new one and restarts the
+            # agent, which read the old one when it started.
+            pid = local.pid()
+            httpx.delete(
+                f"{hub.url}/api/v1/tokens/{created['id']}",
+                headers={"Authorization": f"Bearer {admin}"},
+            ).raise_for_status()
+            assert main(bootstrap) == 0
+            rerun = datetime.datetime.now(datetime.UTC)
+            old, new = _cluster_tokens(hub, admin, "dev")
+            assert old["id"] == created["id"] and old["revokedAt"] is not None
+            assert new["revokedAt"] is None
+            assert _stored_hub_token(kubeconfig).startswith(f"fleet_{new['id']}_")
+            assert local.pid() not in (None, pid)
+            assert local.hub_token_file.read_text() == _stored_hub_token(kubeconfig)
+            eventually(
+                lambda: _hub_last_report(hub, admin, "dev") > rerun, 30, "a report after the rerun"
+            )
+        finally:
+            local.stop()
+            main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def _hub_cluster(hub: RunningHub, admin: str, name: str) -> dict[str, Any]:
+    """The hub's summary of a cluster; empty if the hub does not know it."""
+    response = httpx.get(
+        f"{hub.url}/api/v1/clusters/{name}",
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=5,
+    )
+    return dict(response.json()["cluster"]) if response.status_code == 200 else {}
+
+
+def _hub_health(hub: RunningHub, admin: str, name: str) -> str | None:
+    return _hub_cluster(hub, admin, name).get("health")
+
+
+def _hub_last_report(hub: RunningHub, admin: str, name: str) -> datetime.datetime:
+    seen = _hub_cluster(hub, admin, name).get("lastReportAt")
+    return (
+        datetime.datetime.fromisoformat(seen)
+        if seen
+        else datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    )
+
+
+def _cluster_tokens(hub: RunningHub, admin: str, name: str) -> list[dict[str, Any]]:
+    response = httpx.get(
+        f"{hub.url}/api/v1/tokens", headers={"Authorization": f"Bearer {admin}"}, timeout=5
+    )
+    response.raise_for_status()
+    return [token for token in response.json()["items"] if token["cluster"] == name]
+
+
+def _stored_hub_token(kubeconfig: Path) -> str:
+    secret = anyio.run(_get, kubeconfig, "v1", "Secret", install.HUB_SECRET_NAME, "fleet-system")
+    return base64.b64decode(secret["data"]["token"]).decode()
 
 
 def test_agent_install_applies_secrets_and_a_running_deployment(
