@@ -9,14 +9,16 @@ resourceVersion (advanced by BOOKMARK events) and re-list after 410 Gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any
 
 import anyio
 import anyio.abc
 
 from fleet.api import unit as unit_api
+from fleet.core import manifests
 from fleet.core.manifests import ObjectKey, api_group
 from fleet.kube import KubeClient, KubeError
 from fleet.kube.errors import Gone, NotFound
@@ -31,7 +33,7 @@ _RETRY_SECONDS = 1.0
 
 
 class LiveCache:
-    """Watched objects by key; ``ensure_watch`` adds a kind, ``changed`` wakes waiters."""
+    """Watched objects by key; ``ensure_watch`` adds a kind, ``watching`` wakes waiters."""
 
     def __init__(
         self,
@@ -40,22 +42,51 @@ class LiveCache:
         *,
         label_selector: str = unit_api.UNIT_NAME_LABEL,
         namespace: str | None = None,
+        keep: Callable[[Object], Object] | None = None,
     ) -> None:
         self._client = client
+        self._keep = keep or kept_copy
         self._label_selector = label_selector
         self._namespace = namespace
         self._on_change = on_change
         self._objects: dict[ObjectKey, Object] = {}
         self._watched: dict[tuple[str, str], anyio.Event] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
-        self.changed = _Pulse()
-        """Pulses on every change; health checks wait on it instead of polling."""
+        self._interests: dict[ObjectKey, set[Interest]] = {}
+        self._relisted: set[Interest] = set()
+        """Every interest, woken by a re-list (which may change any key at once)."""
 
     def get(self, key: ObjectKey) -> Object | None:
         return self._objects.get(key)
 
     def __len__(self) -> int:
         return len(self._objects)
+
+    @contextlib.contextmanager
+    def watching(self, keys: Collection[ObjectKey]) -> Iterator[Interest]:
+        """An interest in some keys: its ``wait`` returns after any of them changed.
+
+        Health checks wait on this instead of polling. Scoped to the keys, so a thousand
+        units waiting at once are not all woken by every event (which was quadratic).
+        """
+        interest = Interest()
+        for key in keys:
+            self._interests.setdefault(key, set()).add(interest)
+        self._relisted.add(interest)
+        try:
+            yield interest
+        finally:
+            self._relisted.discard(interest)
+            for key in keys:
+                waiting = self._interests.get(key)
+                if waiting is not None:
+                    waiting.discard(interest)
+                    if not waiting:
+                        del self._interests[key]
+
+    def _wake(self, key: ObjectKey) -> None:
+        for interest in self._interests.get(key, ()):
+            interest.notify()
 
     def is_watched(self, api_version: str, kind: str) -> bool:
         return (api_group(api_version), kind) in self._watched
@@ -123,10 +154,11 @@ class LiveCache:
             await self._notify("DELETED", key, gone)
         for key, item in fresh.items():
             previous = self._objects.get(key)
-            self._objects[key] = item
+            self._objects[key] = self._keep(item)
             if previous is None or _version(previous) != _version(item):
                 await self._notify("ADDED" if previous is None else "MODIFIED", key, item)
-        self.changed.pulse()
+        for interest in self._relisted:
+            interest.notify()
         return version
 
     async def _apply_event(self, kind: str, obj: Object) -> None:
@@ -134,8 +166,8 @@ class LiveCache:
         if kind == "DELETED":
             self._objects.pop(key, None)
         else:
-            self._objects[key] = obj
-        self.changed.pulse()
+            self._objects[key] = self._keep(obj)
+        self._wake(key)
         await self._notify(kind, key, obj)
 
     async def _notify(self, kind: str, key: ObjectKey, obj: Object) -> None:
@@ -151,10 +183,26 @@ class LiveCache:
         key = ObjectKey.from_manifest(obj)
         current = self._objects.get(key)
         if current is None or _newer(obj, current):
-            self._objects[key] = obj
+            self._objects[key] = self._keep(obj)
 
     def forget(self, key: ObjectKey) -> None:
         self._objects.pop(key, None)
+
+
+def kept_copy(obj: Object) -> Object:
+    """What the cache keeps of a watched object: no field sets, shared strings."""
+    return manifests.compact(without_field_sets(obj))  # type: ignore[no-any-return]
+
+
+def without_field_sets(obj: Object) -> Object:
+    """The object without the field sets of its managedFields (most of an object's size,
+    and read by no one here); who wrote it and when stays."""
+    metadata = obj.get("metadata")
+    managed = (metadata or {}).get("managedFields")
+    if not managed:
+        return obj
+    slim = [{k: v for k, v in entry.items() if k != "fieldsV1"} for entry in managed]
+    return {**obj, "metadata": {**metadata, "managedFields": slim}}  # type: ignore[dict-item]
 
 
 def _version(obj: Object) -> str:
@@ -168,15 +216,16 @@ def _newer(candidate: Object, current: Object) -> bool:
         return True
 
 
-class _Pulse:
-    """A broadcast signal: every waiter wakes at the next ``pulse``."""
+class Interest:
+    """A waiter's flag: set by a change, cleared when the waiter wakes, so a change that
+    happens while the waiter is busy is not lost."""
 
     def __init__(self) -> None:
         self._event = anyio.Event()
 
-    def pulse(self) -> None:
+    def notify(self) -> None:
         self._event.set()
-        self._event = anyio.Event()
 
     async def wait(self) -> None:
         await self._event.wait()
+        self._event = anyio.Event()

@@ -28,6 +28,7 @@ from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
 from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
 from agent.releases import ReleaseContext, ReleaseMemory
+from agent.renderer import MAX_BATCH, Renderer
 from agent.settings import AgentSettings
 from agent.sources import Sources
 from agent.store import UnitStore
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 Object = dict[str, Any]
 
 MAX_BACKOFF = 300.0
+RENDER_AHEAD = MAX_BATCH - 1
+"""Queued units whose renders come along with one that renders (one kustomize process)."""
 UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
 
 
@@ -101,6 +104,35 @@ class UnitState:
         return self.ready and self.applied_revision == self.attempted_revision
 
 
+@dataclasses.dataclass(frozen=True)
+class UnitIndex:
+    """Lookups over the unit set, rebuilt only when the set changes: scanning every unit
+    after each reconcile is quadratic in the fleet's size."""
+
+    children: Mapping[UnitKey, list[UnitKey]]
+    dependents: Mapping[UnitKey, list[UnitKey]]
+    by_resource_name: Mapping[str, UnitKey]
+    problems: plan.DependencyProblems[UnitKey]
+    """Cycles and missing dependencies."""
+
+    @classmethod
+    def of(cls, units: Mapping[UnitKey, UnitState]) -> UnitIndex:
+        children: dict[UnitKey, list[UnitKey]] = {}
+        dependents: dict[UnitKey, list[UnitKey]] = {}
+        for key, state in units.items():
+            if state.definition.parent is not None:
+                children.setdefault(state.definition.parent, []).append(key)
+            for dependency in state.definition.depends_on:
+                dependents.setdefault(dependency, []).append(key)
+        graph = {key: state.definition.depends_on for key, state in units.items()}
+        return cls(
+            children,
+            dependents,
+            {state.definition.resource_name: key for key, state in units.items()},
+            plan.find_dependency_problems(graph),
+        )
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, client: KubeClient) -> None:
         self.settings = settings
@@ -112,6 +144,7 @@ class Agent:
             self._on_unit_change,
             label_selector=f"{UNIT_MANAGED_LABEL}=fleet-agent",
             namespace=settings.namespace,
+            keep=_unit_metadata,
         )
         self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
         self.store = UnitStore(client, settings.namespace)
@@ -122,9 +155,10 @@ class Agent:
             client,
             self.applier,
             self.cache,
-            anyio.CapacityLimiter(settings.render_workers),
+            Renderer(settings.render_workers),
             default_namespace=settings.default_namespace,
             agent=settings.namespace,
+            upcoming=self._upcoming,
         )
         helm_dir = settings.agent_work_dir / "helm"
         helm = Helm(helm_dir / "home", KubeAccess(settings.kubeconfig, settings.context))
@@ -140,7 +174,7 @@ class Agent:
         )
         self._stored: dict[str, Object] = {}
         self._units_version = 0
-        self._problems: tuple[int, plan.DependencyProblems[UnitKey]] | None = None
+        self._index: tuple[int, UnitIndex] | None = None
         self._source_wakeups: dict[NamespacedName, anyio.Event] = {}
         self._polled: set[NamespacedName] = set()
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -296,13 +330,29 @@ class Agent:
             finally:
                 self.queue.done(key)
 
-    def _dependency_problems(self) -> plan.DependencyProblems[UnitKey]:
-        """Cycles and missing dependencies of the current units, computed once per change
-        of the unit set (not once per reconcile: that is quadratic in the fleet's size)."""
-        if self._problems is None or self._problems[0] != self._units_version:
-            graph = {key: state.definition.depends_on for key, state in self.units.items()}
-            self._problems = (self._units_version, plan.find_dependency_problems(graph))
-        return self._problems[1]
+    @property
+    def index(self) -> UnitIndex:
+        """Children, dependents, names and dependency problems of the current units."""
+        if self._index is None or self._index[0] != self._units_version:
+            self._index = (self._units_version, UnitIndex.of(self.units))
+        return self._index[1]
+
+    def _upcoming(self, definition: UnitDefinition) -> list[UnitDefinition]:
+        """Kustomizations queued next that read the same source as ``definition``."""
+        source = self._source_key(definition)
+        found = []
+        for key in self.queue.upcoming(4 * RENDER_AHEAD):
+            state = self.units.get(key)
+            if (
+                state is not None
+                and key.kind == KUSTOMIZATION
+                and not state.suspended
+                and self._source_key(state.definition) == source
+            ):
+                found.append(state.definition)
+                if len(found) == RENDER_AHEAD:
+                    break
+        return found
 
     def _units_changed(self) -> None:
         self._units_version += 1
@@ -332,7 +382,7 @@ class Agent:
         """dependsOn: a broken graph stalls the unit, an unready dependency holds it back
         (with a recheck); True when the unit must not run now."""
         key, definition = state.key, state.definition
-        problem = self._dependency_problems().message(key)
+        problem = self.index.problems.message(key)
         if problem:
             outcome = Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
             await self._finish(state, outcome, marker=self._stall_marker(state, revision))
@@ -489,20 +539,17 @@ class Agent:
                 self.queue.add_after(key, definition.interval.total_seconds())
         await self._save(state)
         if state.ready_at_its_revision:
-            for other in self.units.values():
-                if key in other.definition.depends_on and not other.ready_at_its_revision:
-                    self.queue.add(other.key)
+            for dependent in self.index.dependents.get(key, ()):
+                other = self.units.get(dependent)
+                if other is not None and not other.ready_at_its_revision:
+                    self.queue.add(dependent)
 
     async def _sync_children(self, parent: UnitState, children: list[UnitDefinition]) -> None:
         unit_defs.check_unique_children(children)
         for child in children:
             self._adopt(child)
         current = {c.key for c in children}
-        orphans = [
-            s
-            for s in self.units.values()
-            if s.definition.parent == parent.key and s.key not in current
-        ]
+        orphans = [s for s in self._children_of(parent) if s.key not in current]
         for orphan in orphans:
             if parent.definition.kustomization.spec.prune:
                 await self._remove_unit(orphan)
@@ -518,7 +565,12 @@ class Agent:
         self._units_changed()
 
     def _children_of(self, state: UnitState) -> list[UnitState]:
-        return [s for s in self.units.values() if s.definition.parent == state.key]
+        return [self.units[k] for k in self.index.children.get(state.key, ()) if k in self.units]
+
+    def unit_named(self, resource_name: str) -> UnitState | None:
+        """The unit whose Unit object has this name."""
+        key = self.index.by_resource_name.get(resource_name)
+        return self.units.get(key) if key is not None else None
 
     async def _remove_unit(self, state: UnitState) -> None:
         """A unit left Git: delete what it owns (per its prune and deletionPolicy, or by
@@ -825,6 +877,13 @@ def _release_spec(release: HelmRelease, source: NamespacedName | None) -> dict[s
         "targetNamespace": release.release_namespace,
         "driftDetection": spec.drift_detection.mode,
     }
+
+
+def _unit_metadata(unit: Object) -> Object:
+    """What the agent keeps of a watched Unit: only change detection needs it, the
+    handler sees the whole object."""
+    metadata = {k: v for k, v in unit["metadata"].items() if k != "managedFields"}
+    return {"metadata": metadata, "spec": unit.get("spec")}
 
 
 def _counts(counts: Mapping[str, int]) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import anyio
 
 from agent.applier import Applier
 from agent.livecache import LiveCache
+from agent.renderer import Renderer
 from agent.units import KUSTOMIZATION, SplitRender, UnitDefinition, UnitKey, split_render
 from fleet.api import unit as unit_api
 from fleet.core import drift, health, inventory, selector
@@ -70,7 +70,7 @@ class ReconcileContext:
     client: KubeClient
     applier: Applier
     cache: LiveCache
-    render_limiter: anyio.CapacityLimiter
+    renderer: Renderer
     default_namespace: str = "default"
     agent: str = ""
     """This agent's namespace, written on every object it applies (``fleet.dev/agent``);
@@ -80,6 +80,12 @@ class ReconcileContext:
     )
     """Each unit's last render and what it was made from (checkout, spec, variables): a
     resync of an unchanged unit renders nothing, which is most of a resync's CPU."""
+    upcoming: Callable[[UnitDefinition], list[UnitDefinition]] = lambda unit: []
+    """Kustomizations queued to reconcile next from the same source as ``unit``, whose
+    renders can come along with its own."""
+    rendering_ahead: dict[UnitKey, anyio.Event] = dataclasses.field(default_factory=dict)
+    """Units a render is taking along right now, and the event set when it is done: the
+    next render leaves them out, and their own reconcile waits for that render."""
 
 
 def unit_labels(unit: UnitDefinition) -> dict[str, str]:
@@ -213,22 +219,16 @@ async def _reconcile(
     except KubeError as error:
         return Outcome(False, "ReconciliationFailed", error.message, revision)
 
-    made_from = (
-        str(checkout),
-        drift.desired_digest(spec.model_dump(mode="json", by_alias=True)),
-        drift.desired_digest(variables),
-    )
+    made_from = _made_from(checkout, unit, variables)
     try:
+        ahead = ctx.rendering_ahead.get(unit.key)
+        if ahead is not None:  # another unit's render is taking this one along
+            await ahead.wait()
         remembered = ctx.renders.get(unit.key)
         if remembered is not None and remembered[0] == made_from:
             rendered = remembered[1]
         else:
-            async with ctx.render_limiter:
-                rendered = await anyio.to_thread.run_sync(
-                    functools.partial(
-                        kustomize.render, checkout, spec, variables, verified_checkout=True
-                    )
-                )
+            rendered = await _render(ctx, unit, checkout, variables)
             ctx.renders[unit.key] = (made_from, rendered)
     except kustomize.RenderError as error:
         return Outcome(False, "BuildFailed", str(error), revision, stalled=True)
@@ -335,6 +335,53 @@ async def _reconcile(
     )
 
 
+def _made_from(
+    checkout: Path, unit: UnitDefinition, variables: Mapping[str, str]
+) -> tuple[str, str, str]:
+    """What a render depends on: a remembered render with the same is still right."""
+    return (str(checkout), unit.spec_digest, drift.desired_digest(variables))
+
+
+async def _render(
+    ctx: ReconcileContext, unit: UnitDefinition, checkout: Path, variables: Mapping[str, str]
+) -> kustomize.RenderResult:
+    """Render the unit, and the units queued next from the same checkout along with it
+    (their renders wait in ``ctx.renders``): when a revision reaches a thousand units,
+    one kustomize process then builds many of them. Units whose variables come from the
+    cluster (postBuild.substituteFrom) render on their own turn."""
+    ahead = []
+    for other in ctx.upcoming(unit):
+        post_build = other.kustomization.spec.post_build
+        if other.key in ctx.rendering_ahead or (post_build and post_build.substitute_from):
+            continue
+        made_from = _made_from(checkout, other, {})
+        remembered = ctx.renders.get(other.key)
+        if remembered is None or remembered[0] != made_from:
+            ahead.append((other, made_from))
+    done = anyio.Event()
+    for other, _ in ahead:
+        ctx.rendering_ahead[other.key] = done
+    try:
+        first, *others = await ctx.renderer.render_many(
+            checkout,
+            [
+                (unit.kustomization.spec, variables),
+                *((other.kustomization.spec, {}) for other, _ in ahead),
+            ],
+        )
+        for (other, made_from), result in zip(ahead, others, strict=True):
+            if isinstance(result, kustomize.RenderResult):
+                ctx.renders[other.key] = (made_from, result)
+    finally:
+        for other, _ in ahead:
+            del ctx.rendering_ahead[other.key]
+        done.set()
+    if isinstance(first, kustomize.RenderError):
+        raise first
+    assert first is not None
+    return first
+
+
 def _ignore_rules(unit: UnitDefinition) -> Callable[[Object], tuple[str, ...]]:
     """Each object's fields that the unit leaves to others (``spec.driftIgnoreRules``).
 
@@ -390,29 +437,30 @@ async def _wait_healthy(
         return None
     timeout = unit.kustomization.spec.effective_timeout.total_seconds()
     deadline = time.monotonic() + timeout
-    while True:
-        pending: list[str] = []
-        failed: list[str] = []
-        for api_version, kind, namespace, name in targets:
-            key = ObjectKey(api_group(api_version), kind, namespace, name)
-            live = ctx.cache.get(key)
-            if live is None:
-                try:
-                    live = await client.get(api_version, kind, name, namespace or None)
-                except KubeError as error:
-                    pending.append(f"{key}: {error.message}")
-                    continue
-            verdict = health.assess(live)
-            if verdict.status is health.HealthStatus.FAILED:
-                failed.append(f"{key}: {verdict.message}")
-            elif not verdict.ready:
-                pending.append(f"{key}: {verdict.message}")
-        if failed:
-            return f"health check failed: {_listed(failed)}"
-        if not pending:
-            return None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return f"timeout waiting for: {_listed(pending)} after {timeout:.0f}s"
-        with anyio.move_on_after(min(remaining, 2.0)):
-            await ctx.cache.changed.wait()
+    keys = [ObjectKey(api_group(a), kind, namespace, name) for a, kind, namespace, name in targets]
+    with ctx.cache.watching(keys) as changed:
+        while True:
+            pending: list[str] = []
+            failed: list[str] = []
+            for (api_version, kind, namespace, name), key in zip(targets, keys, strict=True):
+                live = ctx.cache.get(key)
+                if live is None:
+                    try:
+                        live = await client.get(api_version, kind, name, namespace or None)
+                    except KubeError as error:
+                        pending.append(f"{key}: {error.message}")
+                        continue
+                verdict = health.assess(live)
+                if verdict.status is health.HealthStatus.FAILED:
+                    failed.append(f"{key}: {verdict.message}")
+                elif not verdict.ready:
+                    pending.append(f"{key}: {verdict.message}")
+            if failed:
+                return f"health check failed: {_listed(failed)}"
+            if not pending:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"timeout waiting for: {_listed(pending)} after {timeout:.0f}s"
+            with anyio.move_on_after(min(remaining, 2.0)):
+                await changed.wait()

@@ -67,10 +67,8 @@ class Reporting:
         self._changed.set()
 
     def _unit_key(self, unit_name: str) -> str:
-        for state in self.agent.units.values():
-            if state.definition.resource_name == unit_name:
-                return f"{state.key.namespace}/{state.key.name}"
-        return unit_name
+        state = self.agent.unit_named(unit_name)
+        return f"{state.key.namespace}/{state.key.name}" if state else unit_name
 
     def build(self) -> ClusterReport:
         agent = self.agent

@@ -35,8 +35,9 @@ class AgentSettings(pydantic.BaseModel):
     """Units reconciled at once; renders are additionally limited to ``render_workers``."""
     render_workers: int = 4
     """kustomize processes at once; more than twice the cores only adds contention."""
-    apply_concurrency: int = 32
-    """API requests in flight per unit apply; the API server's own limits sit above this."""
+    apply_concurrency: int = 64
+    """API requests in flight at once, for all units together (one connection each); the
+    API server's own limits sit above this."""
     metrics_address: str | None = "127.0.0.1:9797"
     """host:port for /metrics; None turns the endpoint off."""
     default_namespace: str = "default"

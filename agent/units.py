@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fleet.api import unit as unit_api
-from fleet.core import manifests
+from fleet.core import drift, manifests
 from fleet.models import (
     GitRepository,
     HelmRelease,
@@ -87,18 +88,20 @@ class UnitDefinition:
     parent: UnitKey | None
     file: str
 
-    @property
+    # Cached: the agent asks for these in every reconcile of every unit (the definition
+    # is frozen, so they cannot go stale).
+    @functools.cached_property
     def kind(self) -> UnitKind:
         return "Kustomization" if isinstance(self.model, Kustomization) else "HelmRelease"
 
-    @property
+    @functools.cached_property
     def key(self) -> UnitKey:
         return UnitKey(self.kind, self.model.metadata.namespace, self.model.metadata.name)
 
-    @property
-    def depends_on(self) -> list[UnitKey]:
+    @functools.cached_property
+    def depends_on(self) -> tuple[UnitKey, ...]:
         """Flux resolves ``dependsOn`` within the unit's own kind."""
-        return [UnitKey(self.kind, d.namespace, d.name) for d in self.model.dependency_keys]
+        return tuple(UnitKey(self.kind, d.namespace, d.name) for d in self.model.dependency_keys)
 
     @property
     def kustomization(self) -> Kustomization:
@@ -131,9 +134,14 @@ class UnitDefinition:
     def service_account_name(self) -> str | None:
         return self.model.spec.service_account_name
 
-    @property
+    @functools.cached_property
     def resource_name(self) -> str:
         return unit_resource_name(self.key)
+
+    @functools.cached_property
+    def spec_digest(self) -> str:
+        """A digest of the Flux object's spec, for caches that depend on it."""
+        return drift.desired_digest(self.model.spec.model_dump(mode="json", by_alias=True))
 
 
 def unit_resource_name(key: UnitKey) -> str:

@@ -58,6 +58,10 @@ class WorkQueue(Generic[K]):
         heapq.heappush(self._delayed, (due, next(self._counter), key))
         self._wake()
 
+    def upcoming(self, limit: int) -> list[K]:
+        """The next keys a worker will get (due now), without taking them."""
+        return list(itertools.islice(self._ready, limit))
+
     def due_in(self, key: K) -> float | None:
         """Seconds until ``key`` is next due, None when it is not scheduled."""
         if key in self._queued:
@@ -91,7 +95,10 @@ class WorkQueue(Generic[K]):
                 self._queued.discard(key)
                 self._processing.add(key)
                 return key
-            self._wakeup = anyio.Event()
+            # One event for all waiting workers, replaced only once it has fired: a new
+            # event per waiter would leave every worker but the last one asleep.
+            if self._wakeup.is_set():
+                self._wakeup = anyio.Event()
             with anyio.move_on_after(wait):
                 await self._wakeup.wait()
 

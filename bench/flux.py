@@ -32,14 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from bench import fluxrun, workload
-from fleet.kube import KubeClient, NotFound
+from bench import fluxrun, readiness, workload
+from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import running_clusters
 from fleet.localkube.gitserver import git_env, seed_repository
@@ -124,34 +124,39 @@ async def _install_crds(client: KubeClient) -> None:
                 await anyio.sleep(0.2)
 
 
-async def _kustomizations(client: KubeClient) -> list[dict[str, Any]]:
-    try:
-        items, _ = await client.list(*KUSTOMIZATION, fluxrun.NAMESPACE)
-    except NotFound:
-        return []
-    return items
-
-
 async def _wait(
     client: KubeClient, expected: int, sha: str, timeout: float, started: float
 ) -> tuple[float, float]:
-    """Poll until ``expected`` Kustomizations are Ready at ``sha``; returns (artifact, all)."""
-    artifact_at = 0.0
-    while time.monotonic() - started < timeout:
-        if not artifact_at:
-            repository = await client.get(*GIT_REPOSITORY, "flux-system", fluxrun.NAMESPACE)
-            if repository and fluxrun.ready_at(repository, sha, revision_field="artifact"):
-                artifact_at = time.monotonic()
-        items = await _kustomizations(client)
-        if artifact_at and len(items) >= expected and all(fluxrun.ready_at(k, sha) for k in items):
-            return artifact_at, time.monotonic()
-        await anyio.sleep(0.25)
-    items = await _kustomizations(client)
-    waiting = [k["metadata"]["name"] for k in items if not fluxrun.ready_at(k, sha)]
-    raise TimeoutError(
-        f"{len(items)}/{expected} Kustomizations, not Ready at {sha[:7]} within "
-        f"{timeout:.0f}s: {', '.join(waiting[:10])}"
-    )
+    """Until the GitRepository's artifact and ``expected`` Kustomizations are Ready at
+    ``sha`` (watched, as fleet's Units are); returns when each was (monotonic times)."""
+    artifact = kustomizations = readiness.Progress(started)
+
+    async def ready(
+        resource: tuple[str, str], count: int, test: Callable[[dict[str, Any]], bool]
+    ) -> readiness.Progress:
+        return await readiness.wait_all_ready(
+            client, resource, fluxrun.NAMESPACE, count, test, started=started, timeout=timeout
+        )
+
+    async def source() -> None:
+        nonlocal artifact
+        artifact = await ready(
+            GIT_REPOSITORY[:2],
+            1,
+            lambda repository: fluxrun.ready_at(repository, sha, revision_field="artifact"),
+        )
+
+    async def units() -> None:
+        nonlocal kustomizations
+        kustomizations = await ready(
+            KUSTOMIZATION[:2], expected, lambda kustomization: fluxrun.ready_at(kustomization, sha)
+        )
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(source)
+        tasks.start_soon(units)
+    assert artifact.all is not None and kustomizations.all is not None
+    return started + artifact.all, started + kustomizations.all
 
 
 async def run_flux(apps: int, root: Path, *, timeout: float = 1800) -> FluxRun:

@@ -24,6 +24,7 @@ import datetime
 import functools
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,10 +36,10 @@ from typing import Any
 
 import anyio
 
-from bench import workload
+from bench import readiness, workload
 from bench.flux import FluxRun, run_flux
 from fleet.api import unit as unit_api
-from fleet.kube import KubeClient, NotFound
+from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import running_clusters
 from fleet.localkube.gitserver import free_port, git_daemon, git_env, seed_repository
@@ -69,6 +70,12 @@ class FleetRun:
     resync_cpu_seconds: float
     heal_p50: float
     heal_p99: float
+    mttp_requests: dict[str, int] = dataclasses.field(default_factory=dict)
+    """API requests the agent made during MTTP, by verb and resource."""
+    timeline: str = ""
+    """When the first, half and all units were Ready."""
+    rss_steady_mib: float = 0.0
+    """After the no-op resync: what the agent holds for the units, without the burst."""
 
 
 def _rss_mib(pid: int, field: str = "VmRSS") -> float:
@@ -106,6 +113,22 @@ def _sum(metrics: dict[str, float], prefix: str, *needles: str) -> float:
     )
 
 
+def _requests_by_verb(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """``VERB resource`` -> requests between two scrapes of fleet_kube_requests_total."""
+    counted: dict[str, int] = {}
+    for series, value in after.items():
+        if not series.startswith("fleet_kube_requests_total{"):
+            continue
+        labels = dict(part.split("=", 1) for part in series[series.index("{") + 1 : -1].split(","))
+        name = f"{labels['verb'].strip(chr(34))} {labels['resource'].strip(chr(34))}"
+        if labels.get("dry_run") == '"true"':
+            name += " (dry run)"
+        delta = int(value - before.get(series, 0))
+        if delta:
+            counted[name] = counted.get(name, 0) + delta
+    return dict(sorted(counted.items()))
+
+
 def _start_profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
     """With FLEET_BENCH_PROFILE=DIR, record the agent with py-spy during a phase."""
     folder = os.environ.get("FLEET_BENCH_PROFILE")
@@ -113,9 +136,10 @@ def _start_profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
         return None
     Path(folder).mkdir(parents=True, exist_ok=True)
     output = Path(folder) / f"{phase}.txt"
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     return subprocess.Popen(
         [
-            "py-spy",
+            py_spy,
             "record",
             "--pid",
             str(pid),
@@ -141,14 +165,6 @@ def _git(work: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=work, check=True, env=git_env(), capture_output=True)
 
 
-async def _units(client: KubeClient) -> list[dict[str, Any]]:
-    try:
-        items, _ = await client.list(unit_api.API_VERSION, unit_api.KIND, unit_api.AGENT_NAMESPACE)
-    except NotFound:
-        return []  # the agent has not installed the Unit CRD yet
-    return items
-
-
 def _ready_at(unit: dict[str, Any], sha: str) -> bool:
     status = unit.get("status") or {}
     ready = unit_api.ready_condition(status) or {}
@@ -157,14 +173,18 @@ def _ready_at(unit: dict[str, Any], sha: str) -> bool:
     )
 
 
-async def _wait_all_ready(client: KubeClient, expected: int, sha: str, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        units = await _units(client)
-        if len(units) >= expected and all(_ready_at(u, sha) for u in units):
-            return time.monotonic()
-        await anyio.sleep(0.25)
-    raise TimeoutError(f"not all {expected} units Ready at {sha[:7]} within {timeout:.0f}s")
+async def _wait_all_ready(
+    client: KubeClient, expected: int, sha: str, timeout: float, started: float
+) -> readiness.Progress:
+    return await readiness.wait_all_ready(
+        client,
+        (unit_api.API_VERSION, unit_api.KIND),
+        unit_api.AGENT_NAMESPACE,
+        expected,
+        lambda unit: _ready_at(unit, sha),
+        started=started,
+        timeout=timeout,
+    )
 
 
 async def _heal_latencies(client: KubeClient, apps: int, samples: int) -> list[float]:
@@ -251,7 +271,7 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                     text=True,
                     check=True,
                 ).stdout.strip()
-                await _wait_all_ready(client, 1, head, 120)
+                await _wait_all_ready(client, 1, head, 120, time.monotonic())
                 await anyio.sleep(2)
                 assert agent.pid is not None
                 rss_idle = _rss_mib(agent.pid)
@@ -270,16 +290,19 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 cpu_agent = _cpu_seconds(agent.pid)
                 cpu_all = _cpu_seconds(agent.pid, children=True)
                 cpu_plane = sum(_cpu_seconds(p) for p in control_plane if p)
+                requests_before = _metrics(port)
                 started = time.monotonic()
                 profiler = _start_profiler(agent.pid, "mttp")
                 _git(work, "push", "--quiet", "origin", "HEAD:main")
-                finished = await _wait_all_ready(client, apps + 1, sha, 600)
+                progress = await _wait_all_ready(client, apps + 1, sha, 600, started)
                 _stop_profiler(profiler)
-                mttp = finished - started
+                assert progress.all is not None
+                mttp = progress.all
                 mttp_cpu_agent = _cpu_seconds(agent.pid) - cpu_agent
                 mttp_cpu_render = _cpu_seconds(agent.pid, children=True) - cpu_all - mttp_cpu_agent
                 mttp_cpu_plane = sum(_cpu_seconds(p) for p in control_plane if p) - cpu_plane
                 rss_peak = _rss_mib(agent.pid, "VmHWM")
+                mttp_requests = _requests_by_verb(requests_before, _metrics(port))
 
                 # A no-op resync: every unit reconciles again on its interval, nothing changed.
                 before = _metrics(port)
@@ -313,6 +336,7 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 reads = sum(
                     v for k, v in delta.items() if any(f'verb="{r}"' in k for r in ("GET", "LIST"))
                 )
+                rss_steady = _rss_mib(agent.pid)
                 heals = await _heal_latencies(client, apps, 100)
             finally:
                 await client.close()
@@ -333,6 +357,9 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
         cpu,
         statistics.median(heals),
         heals[min(len(heals) - 1, int(len(heals) * 0.99))],
+        mttp_requests,
+        progress.summary(),
+        rss_steady,
     )
 
 
@@ -388,10 +415,10 @@ def write_results(
         "Deployment scaled to zero, a ServiceAccount, a Service and an Ingress.",
         "",
         "| apps | fleet MTTP | CPU agent / kustomize / API server+etcd | floor | fleet / floor "
-        "| agent RSS idle | agent RSS peak | no-op resync (all units) | writes | dry-runs "
-        "| reads | CPU | drift heal p50 | p99 |",
+        "| agent RSS idle | agent RSS peak | agent RSS after resync | no-op resync (all units) "
+        "| writes | dry-runs | reads | CPU | drift heal p50 | p99 |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |",
+        "| ---: | ---: | ---: |",
     ]
     if flux is not None:
         lines[-2] += " Flux MTTP | fleet / Flux | Flux RSS peak (kustomize- + source-controller) |"
@@ -416,7 +443,8 @@ def write_results(
         lines.append(
             f"| {apps} | {mttp:.1f} s | {cpu} | {floor_s:.1f} s | {mttp / floor_s:.2f}x "
             f"| {median('rss_idle_mib'):.0f} MiB | {median('rss_peak_mib'):.0f} MiB "
-            f"| {median('resync_seconds'):.1f} s | {median('resync_writes'):.0f} "
+            f"| {median('rss_steady_mib'):.0f} MiB | {median('resync_seconds'):.1f} s "
+            f"| {median('resync_writes'):.0f} "
             f"| {median('resync_dry_runs'):.0f} | {median('resync_reads'):.0f} "
             f"| {median('resync_cpu_seconds'):.1f} s "
             f"| {median('heal_p50') * 1000:.0f} ms | {median('heal_p99') * 1000:.0f} ms |"
@@ -427,7 +455,19 @@ def write_results(
             kc = _median([r.rss_peak_kustomize_mib for r in flux_runs]) if flux_runs else 0.0
             sc = _median([r.rss_peak_source_mib for r in flux_runs]) if flux_runs else 0.0
             rss = f"{kc + sc:.0f} MiB ({kc:.0f} + {sc:.0f})"
-            lines[-1] += f" {flux_s:.1f} s | {mttp / flux_s:.2f}x | {rss} |"
+            if flux_runs:
+                lines[-1] += f" {flux_s:.1f} s | {mttp / flux_s:.2f}x | {rss} |"
+            else:
+                lines[-1] += " not run | — | — |"
+    lines += ["", "Per run (the timeline: when the first, half and all units were Ready):", ""]
+    for apps, runs_ in sorted(fleet.items()):
+        for number, run in enumerate(runs_, start=1):
+            lines.append(
+                f"- {apps} apps, run {number}: MTTP {run.mttp:.1f} s ({run.timeline}); "
+                f"floor {floor.get(apps, [float('nan')] * number)[number - 1]:.1f} s"
+            )
+        requests = ", ".join(f"{verb} {count}" for verb, count in runs_[0].mttp_requests.items())
+        lines.append(f"- {apps} apps, API requests of the agent during MTTP: {requests}")
     return "\n".join(lines) + "\n"
 
 
@@ -440,6 +480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print, do not update results")
     parser.add_argument(
         "--flux", action="store_true", help="also run Flux on the same workload (bench.flux)"
+    )
+    parser.add_argument(
+        "--flux-apps",
+        type=int,
+        nargs="+",
+        help="with --flux: the sizes to run Flux at (default: every size; Flux takes many "
+        "minutes at 500 and more on two cores)",
     )
     args = parser.parse_args(argv)
     fleet: dict[int, list[FleetRun]] = {}
@@ -455,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seconds = anyio.run(run_floor, apps, Path(scratch))
                 floor.setdefault(apps, []).append(seconds)
                 print(f"floor {apps} apps, run {run + 1}: {seconds:.2f}s", flush=True)
-            if flux is not None:
+            if flux is not None and (args.flux_apps is None or apps in args.flux_apps):
                 with tempfile.TemporaryDirectory(prefix="fleet-flux-") as scratch:
                     flux_run = anyio.run(run_flux, apps, Path(scratch))
                     flux.setdefault(apps, []).append(flux_run)

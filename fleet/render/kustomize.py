@@ -96,47 +96,119 @@ def render(
     root = checkout_root.resolve()
     if not root.is_dir():
         raise RenderError(unit, f"checkout {checkout_root} is not a directory")
-    relative = _confined_relative_path(root, spec.path, unit)
     binary = kustomize or toolchain.binary("kustomize")
-    seconds = timeout if timeout is not None else spec.effective_timeout.total_seconds()
+    with prepared_unit(root, spec, timeout=timeout, verified_checkout=verified_checkout) as unit_:
+        output, stderr = unit_.build(binary)
+    return unit_.finish(output, stderr, variables, strict_substitution)
+
+
+BATCH_HOSTILE_FIELDS = frozenset(
+    {"vars", "openapi", "sortOptions", "buildMetadata", "crds", "configurations", "helmCharts"}
+)
+"""Kustomization fields whose effect reaches beyond their own kustomization (global
+settings, or resolved at the top of a build): a unit using them is built on its own."""
+
+
+@dataclasses.dataclass
+class PreparedUnit:
+    """A unit's private folder with its kustomization written, checked and ready to build."""
+
+    spec: KustomizationSpec
+    unit: str
+    """The unit's path as the user wrote it, for messages."""
+    folder: Path
+    """The private copy to build."""
+    original: Path
+    """The user's folder, which messages name instead of the copy."""
+    repository: Path
+    """The root that confines the build (the checkout, or a copy of it)."""
+    timeout: float
+    warnings: list[str]
+    batchable: bool
+    """Can share a kustomize process with other units (see ``fleet.render.batch``)."""
+
+    def unscratch(self, text: str) -> str:
+        return _unscratch(text, self.folder, self.original)
+
+    def build(self, binary: Path) -> tuple[str, str]:
+        """``kustomize build`` of this unit alone: (output, stderr)."""
+        try:
+            return _build(binary, self.folder, self.repository, self.unit, self.timeout)
+        except RenderError as error:
+            raise RenderError(self.unit, self.unscratch(error.message)) from None
+
+    def finish(
+        self,
+        output: str,
+        stderr: str,
+        variables: Mapping[str, str] | None,
+        strict_substitution: bool = True,
+    ) -> RenderResult:
+        """The objects of kustomize's output: substituted, with commonMetadata, unique."""
+        spec, unit = self.spec, self.unit
+        warnings = [
+            *self.warnings,
+            *(
+                self.unscratch(_tidy(line, self.repository))
+                for line in stderr.splitlines()
+                if line.strip()
+            ),
+        ]
+        merged: dict[str, str] | None = None
+        if spec.post_build is not None:
+            try:
+                merged = substitute.merge_variables(variables or {}, spec.post_build.substitute)
+            except substitute.SubstitutionError as error:
+                raise RenderError(unit, f"postBuild: {error}") from error
+        # Compact: the agent keeps every unit's render (as desired state) for good.
+        objects = manifests.compact(_read_output(output, unit, merged or None, strict_substitution))
+        if spec.common_metadata is not None:
+            for manifest in objects:
+                _set_common_metadata(
+                    manifest, spec.common_metadata.labels, spec.common_metadata.annotations
+                )
+        try:
+            manifests.ensure_unique(objects, f"kustomize build {unit}")
+        except ManifestError as error:
+            raise RenderError(unit, str(error)) from error
+        return RenderResult(objects=objects, warnings=warnings)
+
+
+@contextlib.contextmanager
+def prepared_unit(
+    root: Path,
+    spec: KustomizationSpec,
+    *,
+    timeout: float | None = None,
+    verified_checkout: bool = False,
+) -> Iterator[PreparedUnit]:
+    """Confine, copy and prepare a unit of the (resolved) checkout ``root``; the private
+    folder is removed on exit. Raises RenderError naming what is wrong."""
+    unit = _display_path(spec.path)
+    relative = _confined_relative_path(root, spec.path, unit)
     if not verified_checkout:
         verify_checkout(root, unit)
-
+    seconds = timeout if timeout is not None else spec.effective_timeout.total_seconds()
     with _private_unit_folder(root, relative) as (unit_dir, repository):
-        warnings: list[str] = []
         try:
             _prepare_kustomization(unit_dir, spec, repository, unit)
-            for remote in _check_references(unit_dir, repository, unit):
-                warnings.append(
-                    f"remote base {remote!r} is fetched at render time and not pinned by the "
-                    "fleet revision"
-                )
-            output, stderr = _build(binary, unit_dir, repository, unit, seconds)
+            remotes, fields = _check_references(unit_dir, repository, unit)
         except RenderError as error:
             raise RenderError(unit, _unscratch(error.message, unit_dir, root / relative)) from None
-        warnings.extend(
-            _unscratch(_tidy(line, repository), unit_dir, root / relative)
-            for line in stderr.splitlines()
-            if line.strip()
+        yield PreparedUnit(
+            spec=spec,
+            unit=unit,
+            folder=unit_dir,
+            original=root / relative,
+            repository=repository,
+            timeout=seconds,
+            warnings=[
+                f"remote base {remote!r} is fetched at render time and not pinned by the "
+                "fleet revision"
+                for remote in remotes
+            ],
+            batchable=repository == root and not remotes and not fields & BATCH_HOSTILE_FIELDS,
         )
-
-    merged: dict[str, str] | None = None
-    if spec.post_build is not None:
-        try:
-            merged = substitute.merge_variables(variables or {}, spec.post_build.substitute)
-        except substitute.SubstitutionError as error:
-            raise RenderError(unit, f"postBuild: {error}") from error
-    objects = _read_output(output, unit, merged or None, strict_substitution)
-    if spec.common_metadata is not None:
-        for manifest in objects:
-            _set_common_metadata(
-                manifest, spec.common_metadata.labels, spec.common_metadata.annotations
-            )
-    try:
-        manifests.ensure_unique(objects, f"kustomize build {unit}")
-    except ManifestError as error:
-        raise RenderError(unit, str(error)) from error
-    return RenderResult(objects=objects, warnings=warnings)
 
 
 def _display_path(path: str) -> str:
@@ -333,11 +405,13 @@ def _scan_resources(unit_dir: Path, copy: Path, unit: str) -> list[str]:
     return resources
 
 
-def _check_references(unit_dir: Path, copy: Path, unit: str) -> list[str]:
+def _check_references(unit_dir: Path, copy: Path, unit: str) -> tuple[list[str], set[str]]:
     """Walk every kustomization reachable from the unit; refuse local references that leave
-    the checkout. Returns the remote references found (kustomize fetches those itself).
+    the checkout. Returns the remote references found (kustomize fetches those itself) and
+    the fields the kustomizations use.
     """
     remotes: list[str] = []
+    fields: set[str] = set()
     visited: set[Path] = set()
     pending = [unit_dir]
     while pending:
@@ -349,6 +423,7 @@ def _check_references(unit_dir: Path, copy: Path, unit: str) -> list[str]:
         if kustomization_file is None:
             continue
         document = _read_kustomization(kustomization_file, copy, unit)
+        fields.update(document)
         where = kustomization_file.relative_to(copy).as_posix()
         for field, reference in _local_references(document):
             if _REMOTE.match(reference):
@@ -357,7 +432,7 @@ def _check_references(unit_dir: Path, copy: Path, unit: str) -> list[str]:
             target = _require_inside(directory, reference, copy, unit, f"{where}: {field}")
             if target.is_dir() and field in ("resources", "bases", "components"):
                 pending.append(target)
-    return remotes
+    return remotes, fields
 
 
 def _require_inside(base: Path, reference: str, copy: Path, unit: str, field: str) -> Path:
@@ -463,7 +538,7 @@ def _read_output(
     """
     source = f"kustomize build {unit}"
     objects: list[dict[str, Any]] = []
-    for number, document in enumerate(_split_documents(output), start=1):
+    for number, document in enumerate(split_documents(output), start=1):
         try:
             parsed = manifests.load_manifests(document, source, first_document=number)
             if variables is None or not parsed or any(map(substitute.is_disabled, parsed)):
@@ -480,7 +555,7 @@ def _read_output(
     return objects
 
 
-def _split_documents(output: str) -> list[str]:
+def split_documents(output: str) -> list[str]:
     """Kustomize's output split at ``---`` lines; safe because kustomize indents block
     scalars, so a line that is exactly ``---`` is always a document separator."""
     documents = re.split(r"^---[ \t]*$\n?", output, flags=re.MULTILINE)

@@ -80,7 +80,7 @@ def test_a_render_splits_into_objects_units_of_each_kind_and_sources() -> None:
     web = split.releases[0]
     assert web.parent == ROOT_KEY
     # dependsOn names the same kind, as in Flux.
-    assert web.depends_on == [UnitKey(HELMRELEASE, "apps", "db")]
+    assert web.depends_on == (UnitKey(HELMRELEASE, "apps", "db"),)
 
 
 def test_unit_objects_of_both_kinds_never_share_a_name() -> None:

@@ -42,3 +42,44 @@ async def test_delayed_add_is_dropped_when_already_queued() -> None:
     with anyio.move_on_after(0.1) as scope:
         await queue.get()
     assert scope.cancelled_caught
+
+
+async def test_every_idle_worker_wakes_for_new_keys() -> None:
+    """Workers waiting together all take work when keys arrive (a wake-up per waiter was
+    once lost, leaving one worker of many busy)."""
+    queue: WorkQueue[int] = WorkQueue()
+    busy = 0
+    most_busy = 0
+    release = anyio.Event()
+
+    async def worker() -> None:
+        nonlocal busy, most_busy
+        while True:
+            key = await queue.get()
+            busy += 1
+            most_busy = max(most_busy, busy)
+            await release.wait()
+            busy -= 1
+            queue.done(key)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            for _ in range(8):
+                tasks.start_soon(worker)
+            await anyio.sleep(0.01)  # all eight wait for work
+            for key in range(20):
+                queue.add(key)
+            while most_busy < 8:
+                await anyio.sleep(0.01)
+            release.set()
+            tasks.cancel_scope.cancel()
+    assert most_busy == 8
+
+
+async def test_upcoming_shows_the_next_keys_without_taking_them() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    assert queue.upcoming(2) == ["a", "b"]
+    assert await queue.get() == "a"
+    assert queue.upcoming(5) == ["b", "c"]
