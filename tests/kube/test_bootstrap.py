@@ -238,15 +238,21 @@ def test_bootstrap_over_ssh_generates_a_deploy_key_and_records_the_host_key(
         main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
 
 
+@pytest.fixture
+def config(tmp_path: Path) -> HubConfig:
+    """A hub's configuration: SQLite in the test's folder."""
+    return HubConfig.model_validate(
+        {"database": f"sqlite:///{tmp_path / 'hub.db'}", "staleAfter": "30s"}
+    )
+
+
 def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
     cluster: LocalCluster,
     git: tuple[GitDaemon, WorkingClone],
+    config: HubConfig,
     tmp_path: Path,
 ) -> None:
     daemon, _ = git
-    config = HubConfig.model_validate(
-        {"database": f"sqlite:///{tmp_path / 'hub.db'}", "staleAfter": "30s"}
-    )
     kubeconfig = cluster.kubeconfig_path
     state = tmp_path / "agents"
     local = LocalAgent("dev", state)
@@ -256,20 +262,7 @@ def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
         admin = create_token(config.database, "alice", role="admin")
         try:
             code = main(
-                [
-                    "bootstrap",
-                    "--cluster=dev",
-                    f"--repo={daemon.url('fleet.git')}",
-                    f"--kubeconfig={kubeconfig}",
-                    f"--hub-url={hub.url}",
-                    f"--cluster-token-file={token_file}",
-                    "--run-local",
-                    f"--state-dir={state}",
-                    "--interval=2s",
-                    "--agent-arg=--metrics-address=",
-                    "--agent-arg=--heartbeat=1s",
-                    "--timeout=120",
-                ]
+                _hub_bootstrap(daemon, kubeconfig, hub, state, f"--cluster-token-file={token_file}")
             )
             assert code == 0
             secret = anyio.run(
@@ -292,12 +285,10 @@ def test_bootstrap_with_a_hub_stores_the_cluster_token_and_the_agent_reports(
 def test_bootstrap_creates_the_hub_token_and_a_rerun_keeps_it_while_the_hub_accepts_it(
     cluster: LocalCluster,
     git: tuple[GitDaemon, WorkingClone],
+    config: HubConfig,
     tmp_path: Path,
 ) -> None:
     daemon, _ = git
-    config = HubConfig.model_validate(
-        {"database": f"sqlite:///{tmp_path / 'hub.db'}", "staleAfter": "30s"}
-    )
     kubeconfig = cluster.kubeconfig_path
     state = tmp_path / "agents"
     local = LocalAgent("dev", state)
@@ -305,20 +296,9 @@ def test_bootstrap_creates_the_hub_token_and_a_rerun_keeps_it_while_the_hub_acce
         admin = create_token(config.database, "alice", role="admin")
         admin_file = tmp_path / "admin.token"
         admin_file.write_text(admin + "\n")
-        bootstrap = [
-            "bootstrap",
-            "--cluster=dev",
-            f"--repo={daemon.url('fleet.git')}",
-            f"--kubeconfig={kubeconfig}",
-            f"--hub-url={hub.url}",
-            f"--hub-admin-token-file={admin_file}",
-            "--run-local",
-            f"--state-dir={state}",
-            "--interval=2s",
-            "--agent-arg=--metrics-address=",
-            "--agent-arg=--heartbeat=1s",
-            "--timeout=120",
-        ]
+        bootstrap = _hub_bootstrap(
+            daemon, kubeconfig, hub, state, f"--hub-admin-token-file={admin_file}"
+        )
         try:
             assert main(bootstrap) == 0
             [created] = _cluster_tokens(hub, admin, "dev")
@@ -351,6 +331,27 @@ def test_bootstrap_creates_the_hub_token_and_a_rerun_keeps_it_while_the_hub_acce
         finally:
             local.stop()
             main(["agent", "uninstall", f"--kubeconfig={kubeconfig}"])
+
+
+def _hub_bootstrap(
+    daemon: GitDaemon, kubeconfig: Path, hub: RunningHub, state: Path, token_flag: str
+) -> list[str]:
+    """``fleet bootstrap`` of cluster dev reporting to ``hub`` (token per ``token_flag``),
+    its agent run locally and reporting every second."""
+    return [
+        "bootstrap",
+        "--cluster=dev",
+        f"--repo={daemon.url('fleet.git')}",
+        f"--kubeconfig={kubeconfig}",
+        f"--hub-url={hub.url}",
+        token_flag,
+        "--run-local",
+        f"--state-dir={state}",
+        "--interval=2s",
+        "--agent-arg=--metrics-address=",
+        "--agent-arg=--heartbeat=1s",
+        "--timeout=120",
+    ]
 
 
 def _hub_cluster(hub: RunningHub, admin: str, name: str) -> dict[str, Any]:
