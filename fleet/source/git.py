@@ -11,7 +11,6 @@ the branch is gone, also across restarts.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
-from fleet.source import errors, refs
+from fleet.source import errors, locking, refs
 from fleet.source._libgit2 import SourceCallbacks, ensure_network_timeouts, map_exceptions
 from fleet.source.auth import GitAuth
 from fleet.source.refs import GitRef
@@ -259,16 +258,9 @@ class GitSource:
     def _translated(self, *, network: bool = True) -> contextlib.AbstractContextManager[None]:
         return map_exceptions(self.url, self.ref.describe(), self.auth, network=network)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """Serialise fetches and exports of one mirror across threads and processes."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_dir / f"{self.url.cache_key}.lock", "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return locking.exclusive(self.cache_dir / f"{self.url.cache_key}.lock")
 
     @contextlib.contextmanager
     def _mirror(self) -> Iterator[pygit2.Repository]:

@@ -14,14 +14,13 @@ and the push a small window remains, which the hub's single promoter lease close
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pygit2
 
-from fleet.source import errors
+from fleet.source import errors, locking
 from fleet.source._libgit2 import SourceCallbacks, ensure_network_timeouts, map_exceptions
 from fleet.source.auth import GitAuth
 from fleet.source.push import PushCallbacks, PushRejected, lost_race
@@ -168,15 +167,8 @@ class RefMirror:
     ) -> contextlib.AbstractContextManager[None]:
         return map_exceptions(self.url, ref, self.auth, network=network)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_dir / f"{self.url.cache_key}-refs.lock", "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return locking.exclusive(self.cache_dir / f"{self.url.cache_key}-refs.lock")
 
     @contextlib.contextmanager
     def _repo(self) -> Iterator[pygit2.Repository]:

@@ -15,7 +15,6 @@ rejections only through the ``push_update_reference`` callback, so both are insp
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import random
 import shutil
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
-from fleet.source import errors
+from fleet.source import errors, locking
 from fleet.source._libgit2 import SourceCallbacks, ensure_network_timeouts, map_exceptions
 from fleet.source.auth import GitAuth
 from fleet.source.urls import GitURL, Transport, parse_git_url
@@ -218,16 +217,9 @@ class BranchWriter:
                 "the SSH host key was never verified", url=self.url.redacted, ref=self._ref
             )
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """One writer per local repository, across threads and processes."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_dir / f"{self.url.cache_key}-push.lock", "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return locking.exclusive(self.cache_dir / f"{self.url.cache_key}-push.lock")
 
     @contextlib.contextmanager
     def _repo(self) -> Iterator[pygit2.Repository]:
