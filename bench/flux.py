@@ -101,12 +101,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _git(work: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=work, check=True, env=git_env(), capture_output=True, text=True
-    ).stdout.strip()
-
-
 async def _install_crds(client: KubeClient) -> None:
     definitions = fluxrun.crds()
     for crd in definitions:
@@ -196,16 +190,13 @@ async def run_flux(apps: int, root: Path, *, timeout: float = 1800) -> FluxRun:
                 source_pid, kustomize_pid = pids["source-controller"], pids["kustomize-controller"]
                 rss_idle = [_proc_status_mib(p, "VmRSS") for p in (source_pid, kustomize_pid)]
 
-                workload.write_repository(work, apps, interval=f"{RESYNC_INTERVAL}s")
-                _git(work, "add", "--all")
-                _git(work, "commit", "--quiet", "-m", f"{apps} apps")
-                sha = _git(work, "rev-parse", "HEAD")
+                sha = workload.commit_apps(work, apps, f"{RESYNC_INTERVAL}s")
                 plane = [cluster.processes[n].pid for n in ("kube-apiserver", "etcd")]
                 plane_pids = [p for p in plane if p]
                 cpu_before = [_cpu_seconds(p) for p in (source_pid, kustomize_pid)]
                 plane_before = sum(_cpu_seconds(p) for p in plane_pids)
                 started = time.monotonic()
-                _git(work, "push", "--quiet", "origin", "HEAD:main")
+                workload.git(work, "push", "--quiet", "origin", "HEAD:main")
                 artifact_at, finished = await _wait(client, apps + 1, sha, timeout, started)
                 cpu_after = [_cpu_seconds(p) for p in (source_pid, kustomize_pid)]
                 plane_after = sum(_cpu_seconds(p) for p in plane_pids)

@@ -161,10 +161,6 @@ def _stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait(30)
 
 
-def _git(work: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=work, check=True, env=git_env(), capture_output=True)
-
-
 def _ready_at(unit: dict[str, Any], sha: str) -> bool:
     status = unit.get("status") or {}
     ready = unit_api.ready_condition(status) or {}
@@ -264,28 +260,13 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
             agent.start()
             client = await KubeClient.from_kubeconfig(str(cluster.kubeconfig_path))
             try:
-                head = subprocess.run(
-                    ["git", "rev-parse", "HEAD"],
-                    cwd=work,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
+                head = workload.git(work, "rev-parse", "HEAD")
                 await _wait_all_ready(client, 1, head, 120, time.monotonic())
                 await anyio.sleep(2)
                 assert agent.pid is not None
                 rss_idle = _rss_mib(agent.pid)
 
-                workload.write_repository(work, apps, interval=f"{RESYNC_INTERVAL}s")
-                _git(work, "add", "--all")
-                _git(work, "commit", "--quiet", "-m", f"{apps} apps")
-                sha = subprocess.run(
-                    ["git", "rev-parse", "HEAD"],
-                    cwd=work,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
+                sha = workload.commit_apps(work, apps, f"{RESYNC_INTERVAL}s")
                 control_plane = [cluster.processes[n].pid for n in ("kube-apiserver", "etcd")]
                 cpu_agent = _cpu_seconds(agent.pid)
                 cpu_all = _cpu_seconds(agent.pid, children=True)
@@ -293,7 +274,7 @@ async def run_fleet(apps: int, root: Path) -> FleetRun:
                 requests_before = _metrics(port)
                 started = time.monotonic()
                 profiler = _start_profiler(agent.pid, "mttp")
-                _git(work, "push", "--quiet", "origin", "HEAD:main")
+                workload.git(work, "push", "--quiet", "origin", "HEAD:main")
                 progress = await _wait_all_ready(client, apps + 1, sha, 600, started)
                 _stop_profiler(profiler)
                 assert progress.all is not None

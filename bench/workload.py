@@ -3,9 +3,12 @@ scaled to zero, a ServiceAccount, a Service and an Ingress (fluxcd/flux-benchmar
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
+
+from fleet.localkube.gitserver import git_env
 
 NAMESPACE = "mttp"
 
@@ -111,3 +114,19 @@ def write_repository(
         app_dir = root / "apps" / f"app-{index:04d}"
         app_dir.mkdir(parents=True, exist_ok=True)
         (app_dir / "app.yaml").write_text(_dump(*app_objects(index)))
+
+
+def git(work: Path, *args: str) -> str:
+    """Run git in a working clone of the workload repository; its output."""
+    return subprocess.run(
+        ["git", *args], cwd=work, check=True, env=git_env(), capture_output=True, text=True
+    ).stdout.strip()
+
+
+def commit_apps(work: Path, apps: int, interval: str) -> str:
+    """Write ``apps`` apps into the working clone and commit them (not pushed: the caller
+    starts its clock at the push); the commit's SHA."""
+    write_repository(work, apps, interval=interval)
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", f"{apps} apps")
+    return git(work, "rev-parse", "HEAD")
