@@ -400,7 +400,7 @@ class Agent:
         return False
 
     def _stall_marker(self, state: UnitState, revision: str) -> str:
-        return f"{revision}|{drift.desired_digest(state.definition.model.model_dump())}"
+        return f"{revision}|{state.definition.digest}"
 
     async def _reconcile_release(self, state: UnitState, forced: bool) -> None:
         # A HelmRelease is never skipped as stalled here: its pipeline compares the

@@ -139,6 +139,11 @@ class UnitDefinition:
         return unit_resource_name(self.key)
 
     @functools.cached_property
+    def digest(self) -> str:
+        """A digest of the whole Flux object: a stall holds until it changes."""
+        return drift.desired_digest(self.model.model_dump())
+
+    @functools.cached_property
     def spec_digest(self) -> str:
         """A digest of the Flux object's spec, for caches that depend on it."""
         return drift.desired_digest(self.model.spec.model_dump(mode="json", by_alias=True))
