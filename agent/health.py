@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+_WRITE_SIZE = 64 * 1024
 
 
 class HealthServer:
-    """A small threaded HTTP server; ``ready`` is asked on every ``/readyz``."""
+    """A small threaded HTTP server; ``scrape`` gives ``/metrics`` in pieces, ``ready`` is
+    asked on every ``/readyz``."""
 
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
+        self,
+        host: str,
+        port: int,
+        scrape: Callable[[], Iterable[bytes]],
+        ready: Callable[[], bool],
     ) -> None:
-        self._registry = registry
+        self._scrape = scrape
         self._ready = ready
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -42,7 +49,7 @@ class HealthServer:
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path == "/metrics":
-                    self._send(200, generate_latest(outer._registry), CONTENT_TYPE_LATEST)
+                    self._stream(outer._scrape(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     self._send(200, b"ok\n")
                 elif path == "/readyz":
@@ -57,6 +64,20 @@ class HealthServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _stream(self, pieces: Iterable[bytes], content_type: str) -> None:
+                """Send a body of unknown length in large writes, then close (HTTP/1.0):
+                a thousand units' metrics are never held as one string."""
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.end_headers()
+                buffer = bytearray()
+                for piece in pieces:
+                    buffer += piece
+                    if len(buffer) >= _WRITE_SIZE:
+                        self.wfile.write(buffer)
+                        buffer.clear()
+                self.wfile.write(buffer)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -492,14 +492,12 @@ class Agent:
             await self._sync_sources(outcome.split.sources, outcome.split.helm_repositories)
             await self._sync_children(state, outcome.split.units)
 
-        labels = dict(zip(("kind", "namespace", "name"), _labels(key), strict=True))
-        self.metrics.reconcile_duration.labels(**labels).observe(outcome.duration)
-        self.metrics.ready.labels(**labels).set(1 if outcome.ready else 0)
-        self.metrics.inventory_size.labels(**labels).set(len(state.inventory))
-        if outcome.counts.get("applied"):
-            self.metrics.objects_applied.labels(**labels).inc(outcome.counts["applied"])
-        if outcome.counts.get("pruned"):
-            self.metrics.objects_pruned.labels(**labels).inc(outcome.counts["pruned"])
+        series = self.metrics.unit(_labels(key))
+        series.observe_reconcile(outcome.duration)
+        series.ready = 1 if outcome.ready else 0
+        series.inventory = len(state.inventory)
+        series.applied += outcome.counts.get("applied", 0)
+        series.pruned += outcome.counts.get("pruned", 0)
 
         extra = {"unit": key, "revision": outcome.revision}
         for type_, reason, message in outcome.events:
@@ -562,6 +560,7 @@ class Agent:
             self._stop_managing(child)
         self.units.pop(state.key, None)
         self.context.renders.pop(state.key, None)
+        self.metrics.forget_unit(_labels(state.key))
         self._units_changed()
 
     def _children_of(self, state: UnitState) -> list[UnitState]:
@@ -621,6 +620,7 @@ class Agent:
     async def _forget_unit(self, state: UnitState) -> None:
         del self.units[state.key]
         self.context.renders.pop(state.key, None)
+        self.metrics.forget_unit(_labels(state.key))
         self._units_changed()
         try:
             await self.store.delete(state.definition.resource_name)
@@ -698,7 +698,7 @@ class Agent:
         }
         if state.key.kind != KUSTOMIZATION:
             labels[unit_api.UNIT_KIND_LABEL] = state.key.kind
-        self.metrics.suspended.labels(*_labels(state.key)).set(1 if state.suspended else 0)
+        self.metrics.unit(_labels(state.key)).suspended = 1 if state.suspended else 0
         # One write at a time per unit: a drift correction and a reconcile finishing
         # together must not land in the wrong order and leave the older status behind.
         async with state.save_lock:
@@ -782,7 +782,7 @@ class Agent:
         await self._save(state)
 
     def _count_drift(self, state: UnitState) -> None:
-        self.metrics.drift_corrections.labels(*_labels(state.key)).inc()
+        self.metrics.unit(_labels(state.key)).drift_corrections += 1
         state.drift_count += 1
         state.last_drift = unit_api.now()
 

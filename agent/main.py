@@ -29,7 +29,7 @@ async def run(settings: AgentSettings) -> None:
     if settings.metrics_address:
         host, _, port = settings.metrics_address.rpartition(":")
         http = HealthServer(
-            host or "0.0.0.0", int(port), agent.metrics.registry, agent.started.is_set
+            host or "0.0.0.0", int(port), agent.metrics.scrape, agent.started.is_set
         )
         http.start()
     log.info(

@@ -9,7 +9,6 @@ from pathlib import Path
 import anyio
 import pytest
 import yaml
-from prometheus_client import generate_latest
 
 from agent.loop import Agent
 from fleet.kube import KubeClient
@@ -231,7 +230,7 @@ async def test_a_resync_of_unchanged_units_writes_nothing(
 
 def _histogram_count(agent: Agent) -> float:
     """Reconciles of the root unit so far, read from the agent's Prometheus registry."""
-    text = generate_latest(agent.metrics.registry).decode()
+    text = b"".join(agent.metrics.scrape()).decode()
     for line in text.splitlines():
         if line.startswith("fleet_reconcile_duration_seconds_count") and 'name="root"' in line:
             return float(line.split()[-1])

@@ -7,9 +7,10 @@ import urllib.request
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent.health import HealthServer
+from agent.metrics import AgentMetrics
 from fleet import install
 from fleet.cli.main import main
 from fleet.install import repository
@@ -58,10 +59,12 @@ def test_run_locally_installs_a_deployment_without_replicas() -> None:
 
 
 def test_health_server_serves_metrics_liveness_and_readiness() -> None:
-    registry = CollectorRegistry()
-    Counter("fleet_test_total", "a test counter", registry=registry).inc()
+    metrics = AgentMetrics()
+    metrics.fetch_errors.labels("flux-system/fleet").inc()
+    for index in range(1000):  # more than one write of the streamed body
+        metrics.unit(("Kustomization", "apps", f"app-{index}")).observe_reconcile(0.2)
     ready = False
-    server = HealthServer("127.0.0.1", 0, registry, lambda: ready)
+    server = HealthServer("127.0.0.1", 0, metrics.scrape, lambda: ready)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -73,7 +76,15 @@ def test_health_server_serves_metrics_liveness_and_readiness() -> None:
             assert error.code == 503
         ready = True
         assert urllib.request.urlopen(f"{base}/readyz").status == 200
-        assert b"fleet_test_total 1.0" in urllib.request.urlopen(f"{base}/metrics").read()
+        text = urllib.request.urlopen(f"{base}/metrics").read().decode()
+        assert 'fleet_git_fetch_errors_total{source="flux-system/fleet"} 1.0' in text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        counts = [
+            s
+            for s in families["fleet_reconcile_duration_seconds"].samples
+            if s.name.endswith("_count")
+        ]
+        assert len(counts) == 1000 and {s.value for s in counts} == {1.0}
     finally:
         server.stop()
 
