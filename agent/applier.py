@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import marshal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,17 +31,20 @@ Object = dict[str, Any]
 CRD_ESTABLISHED_TIMEOUT = 30.0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, slots=True)
 class AppliedState:
     """What the agent last applied for one object: the object itself (drift is healed back
     to it), the fields left to others (driftIgnoreRules), and the fingerprint of the
-    server's answer, so an unchanged object costs no request on the next resync."""
+    server's answer, so an unchanged object costs no request on the next resync.
 
-    desired: Object
+    The object is kept serialised (``marshal``): kept for every managed object, read
+    only when a watch event or a resync looks at that object.
+    """
+
+    kept: bytes
+    """The desired object, serialised."""
     ignore: tuple[str, ...]
     """JSON pointers the agent applies with their live values and never judges as drift."""
-    compared: Object
-    """``desired`` without the ignored fields: what drift is judged on."""
     desired_digest: str
     fingerprint: str
 
@@ -50,12 +54,22 @@ class AppliedState:
     ) -> AppliedState:
         compared = drift.without_paths(desired, ignore) if ignore else desired
         return cls(
-            desired,
+            marshal.dumps(desired),
             ignore,
-            compared,
             drift.desired_digest(compared),
             drift.fingerprint(server, compared),
         )
+
+    @property
+    def desired(self) -> Object:
+        """A fresh copy of the object as applied."""
+        return marshal.loads(self.kept)  # type: ignore[no-any-return]
+
+    @property
+    def compared(self) -> Object:
+        """``desired`` without the ignored fields: what drift is judged on."""
+        desired = self.desired
+        return drift.without_paths(desired, self.ignore) if self.ignore else desired
 
     def matches(self, live: Mapping[str, Any]) -> bool:
         """Whether ``live`` still has what was applied, in every field the agent sets."""

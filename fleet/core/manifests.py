@@ -9,7 +9,6 @@ or let the last writer silently win during apply.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -337,23 +336,3 @@ def is_helmrepository(manifest: Mapping[str, Any]) -> bool:
 
 def _is(manifest: Mapping[str, Any], group: str, kind: str) -> bool:
     return manifest.get("kind") == kind and api_group(manifest.get("apiVersion")) == group
-
-
-SHARED_STRING_LENGTH = 40
-"""Strings up to this long are shared: field names, kinds, labels, short values."""
-
-
-def compact(value: Any) -> Any:
-    """The same data with its keys and short strings shared (``sys.intern``).
-
-    A decoded object owns a copy of every field name; an agent keeping a thousand
-    Deployments as applied and as watched keeps a thousand copies of each. Shared, those
-    objects take about half the memory.
-    """
-    if isinstance(value, dict):
-        return {sys.intern(k) if isinstance(k, str) else k: compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(item) for item in value]
-    if isinstance(value, str) and len(value) <= SHARED_STRING_LENGTH:
-        return sys.intern(value)
-    return value

@@ -160,8 +160,7 @@ class PreparedUnit:
                 merged = substitute.merge_variables(variables or {}, spec.post_build.substitute)
             except substitute.SubstitutionError as error:
                 raise RenderError(unit, f"postBuild: {error}") from error
-        # Compact: the agent keeps every unit's render (as desired state) for good.
-        objects = manifests.compact(_read_output(output, unit, merged or None, strict_substitution))
+        objects = _read_output(output, unit, merged or None, strict_substitution)
         if spec.common_metadata is not None:
             for manifest in objects:
                 _set_common_metadata(
