@@ -25,6 +25,7 @@ import functools
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -470,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "minutes at 500 and more on two cores)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM cleans up as Ctrl-C does: clusters, agent and git daemon stop by PID.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     fleet: dict[int, list[FleetRun]] = {}
     floor: dict[int, list[float]] = {}
     flux: dict[int, list[FluxRun]] | None = {} if args.flux else None
