@@ -73,6 +73,15 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         core.delete_namespace(name, propagation_policy="Background")
 
 
+@pytest.fixture(scope="module")
+def flux_system_namespace(local_clusters: dict[str, LocalCluster]) -> None:
+    """The dev cluster's ``flux-system`` namespace, where Flux objects (and so units) live."""
+    with api_client_for(local_clusters["dev"]) as api:
+        core = client.CoreV1Api(api)
+        if "flux-system" not in {n.metadata.name for n in core.list_namespace().items}:
+            core.create_namespace({"metadata": {"name": "flux-system"}})
+
+
 @pytest.fixture
 def git(tmp_path: Path) -> Iterator[tuple[GitDaemon, WorkingClone]]:
     """A bare fleet repository served by git daemon, and a working clone to commit with."""

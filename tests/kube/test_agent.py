@@ -8,47 +8,15 @@ from pathlib import Path
 
 import anyio
 import pytest
-import yaml
 
 from agent.loop import Agent
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.gitservers import GitDaemon, WorkingClone
+from tests.objects import configmap, deployment, manifest
 
 pytestmark = pytest.mark.anyio
-
-
-def manifest(*objects: dict[str, object]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
-
-
-def configmap(namespace: str, name: str, **data: str) -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": data,
-    }
-
-
-def deployment(
-    namespace: str, name: str, replicas: int = 1, image: str = "nginx:1.27"
-) -> dict[str, object]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
 
 
 async def test_commits_are_applied_and_pruned_with_the_revision_on_status(

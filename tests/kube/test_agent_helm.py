@@ -18,7 +18,6 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-from kubernetes import client as k8s
 
 from agent.loop import Agent
 from agent.units import HELMRELEASE, UnitKey, unit_resource_name
@@ -27,10 +26,10 @@ from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
-from tests.conftest import api_client_for
 from tests.gitservers import GitDaemon, WorkingClone
+from tests.objects import kustomization, manifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("flux_system_namespace")]
 
 UNSCHEDULABLE = {"fleet.dev/no-such-node": "true"}
 
@@ -156,10 +155,6 @@ def release_history(cluster: LocalCluster, release: str, namespace: str) -> list
     return found
 
 
-def dump(*objects: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
-
-
 def helm_repository(url: str) -> dict[str, Any]:
     return {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -195,14 +190,6 @@ def helm_release(
 
 def unit_name(name: str) -> str:
     return unit_resource_name(UnitKey(HELMRELEASE, "flux-system", name))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _flux_system_namespace(local_clusters: dict[str, LocalCluster]) -> None:
-    with api_client_for(local_clusters["dev"]) as api:
-        core = k8s.CoreV1Api(api)
-        if "flux-system" not in {n.metadata.name for n in core.list_namespace().items}:
-            core.create_namespace({"metadata": {"name": "flux-system"}})
 
 
 @pytest.fixture
@@ -261,8 +248,8 @@ async def test_installs_and_follows_new_chart_versions_within_the_constraint(
     charts.publish("1.0.0")
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(
                 helm_release(
                     "web",
                     namespace,
@@ -343,18 +330,7 @@ async def test_values_are_patched_per_environment_through_an_overlay(
         {"kind": "ConfigMap", "name": "web-note", "valuesKey": "note", "targetPath": "note"},
         {"kind": "Secret", "name": "absent", "optional": True},
     ]
-    kustomization = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": "apps", "namespace": "flux-system"},
-        "spec": {
-            "interval": "1m",
-            "retryInterval": "1s",
-            "path": "./apps/dev",
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-        },
-    }
+    apps = kustomization("apps", "./apps/dev", interval="1m", retryInterval="1s")
     values_maps = [
         {
             "apiVersion": "v1",
@@ -371,11 +347,11 @@ async def test_values_are_patched_per_environment_through_an_overlay(
     ]
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/apps.yaml": dump(kustomization),
-            "apps/base/web/release.yaml": dump(base),
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/apps.yaml": manifest(apps),
+            "apps/base/web/release.yaml": manifest(base),
             "apps/base/web/kustomization.yaml": yaml.safe_dump({"resources": ["release.yaml"]}),
-            "apps/dev/values.yaml": dump(*values_maps),
+            "apps/dev/values.yaml": manifest(*values_maps),
             "apps/dev/kustomization.yaml": yaml.safe_dump(
                 {
                     "resources": ["../base/web", "values.yaml"],
@@ -418,8 +394,8 @@ async def test_a_failing_upgrade_is_rolled_back_and_the_previous_release_keeps_s
     remediated = {"remediation": {"retries": 1}}
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(
                 helm_release("web", namespace, timeout="3s", upgrade=remediated)
             ),
         }
@@ -432,7 +408,7 @@ async def test_a_failing_upgrade_is_rolled_back_and_the_previous_release_keeps_s
         # Pods that can never be scheduled: helm --wait times out, the upgrade fails.
         repo.commit(
             {
-                "clusters/dev/web.yaml": dump(
+                "clusters/dev/web.yaml": manifest(
                     helm_release(
                         "web",
                         namespace,
@@ -490,8 +466,8 @@ async def test_depends_on_holds_a_release_until_its_dependency_is_ready(
     web = helm_release("web", namespace, dependsOn=[{"name": "db"}])
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/releases.yaml": dump(db_broken, web),
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/releases.yaml": manifest(db_broken, web),
         }
     )
     repo.push("main")
@@ -502,7 +478,7 @@ async def test_depends_on_holds_a_release_until_its_dependency_is_ready(
         assert "flux-system/db" in ready_condition(waiting)["message"]
         assert release_history_or_none(cluster, f"{namespace}-web", namespace) is None
 
-        repo.commit({"clusters/dev/releases.yaml": dump(helm_release("db", namespace), web)})
+        repo.commit({"clusters/dev/releases.yaml": manifest(helm_release("db", namespace), web)})
         repo.push("main")
         await release_status(kube, agent, "db", ready="True", timeout=60)
         await release_status(kube, agent, "web", reason="InstallSucceeded", timeout=60)
@@ -531,8 +507,8 @@ async def test_suspend_holds_an_upgrade_back_until_resumed(
     charts.publish("1.0.0")
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(helm_release("web", namespace)),
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(helm_release("web", namespace)),
         }
     )
     repo.push("main")
@@ -540,7 +516,7 @@ async def test_suspend_holds_an_upgrade_back_until_resumed(
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
         await release_status(kube, agent, "web", reason="InstallSucceeded")
         held = helm_release("web", namespace, suspend=True, values={"color": "red"})
-        repo.commit({"clusters/dev/web.yaml": dump(held)})
+        repo.commit({"clusters/dev/web.yaml": manifest(held)})
         repo.push("main")
 
         async def suspended() -> bool:
@@ -556,7 +532,11 @@ async def test_suspend_holds_an_upgrade_back_until_resumed(
         assert len(release_history(cluster, release, namespace)) == 1
 
         repo.commit(
-            {"clusters/dev/web.yaml": dump(helm_release("web", namespace, values={"color": "red"}))}
+            {
+                "clusters/dev/web.yaml": manifest(
+                    helm_release("web", namespace, values={"color": "red"})
+                )
+            }
         )
         repo.push("main")
         await release_status(
@@ -586,8 +566,8 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_in_warn_mode(
     }
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/releases.yaml": dump(
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/releases.yaml": manifest(
                 helm_release(
                     "fixed",
                     namespace,
@@ -684,8 +664,8 @@ async def test_bad_values_name_the_release_and_the_problem_and_keep_the_last_rel
     charts.publish("1.0.0")
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(helm_release("web", namespace)),
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(helm_release("web", namespace)),
         }
     )
     repo.push("main")
@@ -698,7 +678,7 @@ async def test_bad_values_name_the_release_and_the_problem_and_keep_the_last_rel
         installed = await release_status(kube, agent, "web", reason="InstallSucceeded")
         for values, problem in cases:
             repo.commit(
-                {"clusters/dev/web.yaml": dump(helm_release("web", namespace, values=values))}
+                {"clusters/dev/web.yaml": manifest(helm_release("web", namespace, values=values))}
             )
             repo.push("main")
             status = await release_status(
@@ -716,7 +696,11 @@ async def test_bad_values_name_the_release_and_the_problem_and_keep_the_last_rel
             assert (await settings_of(kube, namespace, release))["color"] == "blue"
 
         repo.commit(
-            {"clusters/dev/web.yaml": dump(helm_release("web", namespace, values={"color": "red"}))}
+            {
+                "clusters/dev/web.yaml": manifest(
+                    helm_release("web", namespace, values={"color": "red"})
+                )
+            }
         )
         repo.push("main")
         await release_status(kube, agent, "web", reason="UpgradeSucceeded")
@@ -744,7 +728,7 @@ async def test_a_chart_folder_in_the_fleet_repository_is_released(
         "chart": "./charts/demo",
         "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
     }
-    repo.commit({**chart_files, "clusters/dev/web.yaml": dump(from_git)})
+    repo.commit({**chart_files, "clusters/dev/web.yaml": manifest(from_git)})
     repo.push("main")
     release = f"{namespace}-web"
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
@@ -777,8 +761,8 @@ async def test_a_release_is_denied_what_its_service_account_may_not_do(
     )
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(
                 helm_release("web", namespace, serviceAccountName="limited")
             ),
         }
@@ -809,8 +793,8 @@ async def test_a_release_left_pending_by_an_interrupted_helm_is_recovered(
     charts.publish("1.0.0")
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/web.yaml": dump(helm_release("web", namespace)),
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/web.yaml": manifest(helm_release("web", namespace)),
         }
     )
     repo.push("main")
@@ -871,8 +855,8 @@ async def test_a_failing_helm_test_fails_the_release_unless_ignored(
     charts.publish("1.0.0")
     repo.commit(
         {
-            "clusters/dev/charts.yaml": dump(helm_repository(charts.url)),
-            "clusters/dev/releases.yaml": dump(
+            "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
+            "clusters/dev/releases.yaml": manifest(
                 helm_release("strict", namespace, test={"enable": True, "timeout": "2s"}),
                 helm_release(
                     "lenient",

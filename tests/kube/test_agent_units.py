@@ -3,66 +3,28 @@ suspend, force, impersonation, a Flux repository layout, and bad input."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import yaml
-from kubernetes import client as k8s
 
 from agent.loop import Agent
 from agent.units import ROOT_KEY
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
+from tests import objects
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
-from tests.conftest import api_client_for
 from tests.gitservers import GitDaemon, WorkingClone
+from tests.objects import configmap, deployment, manifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("flux_system_namespace")]
 
-
-def dump(*objects: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
-
-
-def kustomization(name: str, path: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system"},
-        "spec": {
-            "interval": "1m",
-            "retryInterval": "1s",
-            "path": path,
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-            **spec,
-        },
-    }
-
-
-def configmap(name: str, namespace: str | None = None, **data: str) -> dict[str, Any]:
-    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
-
-
-def deployment(name: str, namespace: str, **pod_spec: Any) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], **pod_spec},
-            },
-        },
-    }
+# A unit here retries a failure every second: a test sees a failure and its fix at once.
+kustomization = functools.partial(objects.kustomization, interval="1m", retryInterval="1s")
 
 
 def unit_name(name: str) -> str:
@@ -100,10 +62,10 @@ async def test_depends_on_waits_for_a_healthy_dependency(
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    unschedulable = deployment("db", namespace, nodeSelector={"fleet.dev/no-such-node": "true"})
+    unschedulable = deployment(namespace, "db", nodeSelector={"fleet.dev/no-such-node": "true"})
     sha = repo.commit(
         {
-            "clusters/dev/infra.yaml": dump(
+            "clusters/dev/infra.yaml": manifest(
                 kustomization(
                     "infra",
                     "./infra",
@@ -118,13 +80,13 @@ async def test_depends_on_waits_for_a_healthy_dependency(
                     ],
                 )
             ),
-            "clusters/dev/apps.yaml": dump(
+            "clusters/dev/apps.yaml": manifest(
                 kustomization(
                     "apps", "./apps", dependsOn=[{"name": "infra"}], targetNamespace=namespace
                 )
             ),
-            "infra/db.yaml": dump(unschedulable),
-            "apps/app.yaml": dump(configmap("app-config", color="blue")),
+            "infra/db.yaml": manifest(unschedulable),
+            "apps/app.yaml": manifest(configmap(None, "app-config", color="blue")),
         }
     )
     repo.push("main")
@@ -137,7 +99,7 @@ async def test_depends_on_waits_for_a_healthy_dependency(
         assert "flux-system/infra" in ready_condition(apps)["message"]
         assert await kube.get("v1", "ConfigMap", "app-config", namespace) is None
 
-        fixed = repo.commit({"infra/db.yaml": dump(deployment("db", namespace))})
+        fixed = repo.commit({"infra/db.yaml": manifest(deployment(namespace, "db"))})
         repo.push("main")
         await settled(kube, agent, unit_name("infra"), fixed, "True")
         await settled(kube, agent, unit_name("apps"), fixed, "True")
@@ -152,13 +114,13 @@ async def test_suspended_unit_holds_back_changes_until_resumed(
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    first = repo.commit({"clusters/dev/cm.yaml": dump(configmap("held", namespace, v="1"))})
+    first = repo.commit({"clusters/dev/cm.yaml": manifest(configmap(namespace, "held", v="1"))})
     repo.push("main")
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
         await settled(kube, agent, unit_api.ROOT_UNIT, first, "True")
         await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: "true"})
         await eventually(lambda: agent.units[ROOT_KEY].suspended, what="agent saw suspend")
-        held = repo.commit({"clusters/dev/cm.yaml": dump(configmap("held", namespace, v="2"))})
+        held = repo.commit({"clusters/dev/cm.yaml": manifest(configmap(namespace, "held", v="2"))})
         repo.push("main")
         await anyio.sleep(4)
         live = await kube.get("v1", "ConfigMap", "held", namespace)
@@ -188,15 +150,15 @@ async def test_force_recreates_an_object_whose_immutable_field_changed(
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    frozen = configmap("frozen", namespace, v="1") | {"immutable": True}
+    frozen = configmap(namespace, "frozen", v="1") | {"immutable": True}
     sha = repo.commit(
         {
-            "clusters/dev/plain.yaml": dump(kustomization("plain", "./plain")),
-            "clusters/dev/forced.yaml": dump(kustomization("forced", "./forced", force=True)),
-            "plain/cm.yaml": dump(
+            "clusters/dev/plain.yaml": manifest(kustomization("plain", "./plain")),
+            "clusters/dev/forced.yaml": manifest(kustomization("forced", "./forced", force=True)),
+            "plain/cm.yaml": manifest(
                 frozen | {"metadata": {"name": "frozen-plain", "namespace": namespace}}
             ),
-            "forced/cm.yaml": dump(frozen),
+            "forced/cm.yaml": manifest(frozen),
         }
     )
     repo.push("main")
@@ -208,10 +170,10 @@ async def test_force_recreates_an_object_whose_immutable_field_changed(
         changed = frozen | {"data": {"v": "2"}}
         sha = repo.commit(
             {
-                "plain/cm.yaml": dump(
+                "plain/cm.yaml": manifest(
                     changed | {"metadata": {"name": "frozen-plain", "namespace": namespace}}
                 ),
-                "forced/cm.yaml": dump(changed),
+                "forced/cm.yaml": manifest(changed),
             }
         )
         repo.push("main")
@@ -243,12 +205,12 @@ async def test_a_unit_is_denied_what_its_service_account_may_not_do(
     )
     sha = repo.commit(
         {
-            "clusters/dev/limited.yaml": dump(
+            "clusters/dev/limited.yaml": manifest(
                 kustomization(
                     "limited", "./limited", serviceAccountName="limited", targetNamespace=namespace
                 )
             ),
-            "limited/cm.yaml": dump(configmap("denied")),
+            "limited/cm.yaml": manifest(configmap(None, "denied")),
         }
     )
     repo.push("main")
@@ -258,14 +220,6 @@ async def test_a_unit_is_denied_what_its_service_account_may_not_do(
         assert "system:serviceaccount:flux-system:limited" in message
         assert "forbidden" in message.lower()
         assert await kube.get("v1", "ConfigMap", "denied", namespace) is None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _flux_system_namespace(local_clusters: dict[str, LocalCluster]) -> None:
-    with api_client_for(local_clusters["dev"]) as api:
-        core = k8s.CoreV1Api(api)
-        if "flux-system" not in {n.metadata.name for n in core.list_namespace().items}:
-            core.create_namespace({"metadata": {"name": "flux-system"}})
 
 
 def kustomize_file(resources: list[str]) -> str:
@@ -280,7 +234,7 @@ def kustomize_file(resources: list[str]) -> str:
 
 FLUX_BASE = {
     "apps/base/podinfo/kustomization.yaml": kustomize_file(["deployment.yaml", "service.yaml"]),
-    "apps/base/podinfo/service.yaml": dump(
+    "apps/base/podinfo/service.yaml": manifest(
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -299,11 +253,11 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    podinfo = deployment("podinfo", "placeholder")
+    podinfo = deployment("placeholder", "podinfo")
     del podinfo["metadata"]["namespace"]
     files = {
         # What `flux bootstrap` leaves, minus the controllers: the sync objects.
-        "clusters/dev/flux-system/gotk-sync.yaml": dump(
+        "clusters/dev/flux-system/gotk-sync.yaml": manifest(
             {
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "GitRepository",
@@ -317,10 +271,10 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
             kustomization("flux-system", "./clusters/dev"),
         ),
         "clusters/dev/flux-system/kustomization.yaml": kustomize_file(["gotk-sync.yaml"]),
-        "clusters/dev/infrastructure.yaml": dump(
+        "clusters/dev/infrastructure.yaml": manifest(
             kustomization("infrastructure", "./infrastructure")
         ),
-        "clusters/dev/apps.yaml": dump(
+        "clusters/dev/apps.yaml": manifest(
             kustomization(
                 "apps",
                 "./apps/dev",
@@ -330,7 +284,7 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
                 timeout="60s",
             )
         ),
-        "infrastructure/limits.yaml": dump(
+        "infrastructure/limits.yaml": manifest(
             {
                 "apiVersion": "scheduling.k8s.io/v1",
                 "kind": "PriorityClass",
@@ -338,7 +292,7 @@ async def test_a_flux_repository_layout_reconciles_unchanged(
                 "value": 1000,
             }
         ),
-        "apps/base/podinfo/deployment.yaml": dump(podinfo),
+        "apps/base/podinfo/deployment.yaml": manifest(podinfo),
         **FLUX_BASE,
         "apps/dev/kustomization.yaml": yaml.safe_dump(
             {
@@ -389,7 +343,7 @@ BAD_INPUTS = [
     (
         "unknown kind",
         {
-            "clusters/dev/bad.yaml": dump(
+            "clusters/dev/bad.yaml": manifest(
                 {
                     "apiVersion": "example.com/v1",
                     "kind": "Gizmo",
@@ -403,7 +357,7 @@ BAD_INPUTS = [
     (
         "kustomize error",
         {
-            "clusters/dev/broken.yaml": dump(kustomization("broken", "./broken")),
+            "clusters/dev/broken.yaml": manifest(kustomization("broken", "./broken")),
             "broken/kustomization.yaml": "resources:\n  - missing.yaml\n",
         },
         "flux-system.broken",
@@ -411,24 +365,24 @@ BAD_INPUTS = [
     ),
     (
         "path escape",
-        {"clusters/dev/escape.yaml": dump(kustomization("escape", "../../../etc"))},
+        {"clusters/dev/escape.yaml": manifest(kustomization("escape", "../../../etc"))},
         "flux-system.escape",
         "path escapes the repository",
     ),
     (
         "dependency cycle",
         {
-            "clusters/dev/a.yaml": dump(kustomization("a", "./a", dependsOn=[{"name": "b"}])),
-            "clusters/dev/b.yaml": dump(kustomization("b", "./b", dependsOn=[{"name": "a"}])),
-            "a/cm.yaml": dump(configmap("a-cm", "default")),
-            "b/cm.yaml": dump(configmap("b-cm", "default")),
+            "clusters/dev/a.yaml": manifest(kustomization("a", "./a", dependsOn=[{"name": "b"}])),
+            "clusters/dev/b.yaml": manifest(kustomization("b", "./b", dependsOn=[{"name": "a"}])),
+            "a/cm.yaml": manifest(configmap("default", "a-cm")),
+            "b/cm.yaml": manifest(configmap("default", "b-cm")),
         },
         "flux-system.a",
         "dependency cycle",
     ),
     (
         "invalid Kustomization field",
-        {"clusters/dev/oops.yaml": dump(kustomization("oops", "./x", interval="5 minutes"))},
+        {"clusters/dev/oops.yaml": manifest(kustomization("oops", "./x", interval="5 minutes"))},
         "root",
         "spec.interval",
     ),
@@ -443,7 +397,7 @@ async def test_bad_input_leaves_running_objects_untouched_and_names_the_problem(
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    good = {"clusters/dev/running.yaml": dump(configmap("running", namespace, v="1"))}
+    good = {"clusters/dev/running.yaml": manifest(configmap(namespace, "running", v="1"))}
     sha = repo.commit(good)
     repo.push("main")
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
@@ -476,9 +430,9 @@ async def test_removing_a_unit_removes_the_units_it_defined(
     daemon, repo = git
     sha = repo.commit(
         {
-            "clusters/dev/platform.yaml": dump(kustomization("platform", "./platform")),
-            "platform/db.yaml": dump(kustomization("db", "./db", targetNamespace=namespace)),
-            "db/cm.yaml": dump(configmap("db-settings")),
+            "clusters/dev/platform.yaml": manifest(kustomization("platform", "./platform")),
+            "platform/db.yaml": manifest(kustomization("db", "./db", targetNamespace=namespace)),
+            "db/cm.yaml": manifest(configmap(None, "db-settings")),
         }
     )
     repo.push("main")
@@ -488,7 +442,7 @@ async def test_removing_a_unit_removes_the_units_it_defined(
         gone = repo.commit(
             {
                 "clusters/dev/platform.yaml": None,
-                "clusters/dev/keep.yaml": dump(configmap("keep", namespace)),
+                "clusters/dev/keep.yaml": manifest(configmap(namespace, "keep")),
             }
         )
         repo.push("main")
@@ -518,12 +472,14 @@ async def test_drift_ignore_rules_leave_fields_to_others(
 ) -> None:
     daemon, repo = git
     rules = [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment", "name": "web"}}]
-    scaled = deployment("web", namespace) | {}
+    scaled = deployment(namespace, "web") | {}
     scaled["spec"] = {**scaled["spec"], "replicas": 2}
     sha = repo.commit(
         {
-            "clusters/dev/apps.yaml": dump(kustomization("apps", "./apps", driftIgnoreRules=rules)),
-            "apps/web.yaml": dump(scaled),
+            "clusters/dev/apps.yaml": manifest(
+                kustomization("apps", "./apps", driftIgnoreRules=rules)
+            ),
+            "apps/web.yaml": manifest(scaled),
         }
     )
     repo.push("main")
@@ -570,7 +526,7 @@ async def test_drift_ignore_rules_leave_fields_to_others(
             "metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]},
         }
-        sha = repo.commit({"apps/web.yaml": dump(newer)})
+        sha = repo.commit({"apps/web.yaml": manifest(newer)})
         repo.push("main")
         await settled(kube, agent, unit_name("apps"), sha, "True")
         live = await web()

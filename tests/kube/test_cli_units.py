@@ -26,56 +26,12 @@ from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.gitservers import GitDaemon, WorkingClone
+from tests.objects import configmap, deployment, kustomization, manifest
 
 pytestmark = pytest.mark.anyio
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "clusters/dev/app.yaml"
-
-
-def manifest(*objects: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
-
-
-def configmap(namespace: str, name: str, **data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": data,
-    }
-
-
-def deployment(namespace: str, name: str, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-            },
-        },
-    }
-
-
-def kustomization(name: str, path: str) -> dict[str, Any]:
-    """A Flux Kustomization from the bootstrap repository: a child unit for the agent."""
-    return {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system"},
-        "spec": {
-            "interval": "10m",
-            "path": path,
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-        },
-    }
 
 
 class Result:
