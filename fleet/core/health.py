@@ -67,32 +67,43 @@ def _int(value: Any) -> int:
 
 
 def _deployment(obj: Object) -> Health:
+    """kstatus's rules, as Flux's ``wait`` applies them: the replica counts, and then the
+    controller's own verdict (Progressing with NewReplicaSetAvailable, Available), also
+    for a Deployment scaled to zero; so a Deployment its controller has not yet seen is
+    never Current."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    wanted = spec.get("replicas", 1)
     found = conditions(obj)
-    progressing = found.get("Progressing")
-    if (
-        _is_false(progressing)
-        and progressing
-        and progressing.get("reason") == "ProgressDeadlineExceeded"
-    ):
-        return _failed(f"progress deadline exceeded: {progressing.get('message', '')}".strip())
-    updated = _int(status.get("updatedReplicas"))
-    replicas = _int(status.get("replicas"))
-    ready = _int(status.get("readyReplicas"))
-    available = _int(status.get("availableReplicas"))
+    progressing_condition = found.get("Progressing")
+    if progressing_condition and progressing_condition.get("reason") == "ProgressDeadlineExceeded":
+        message = progressing_condition.get("message", "")
+        return _failed(f"progress deadline exceeded: {message}".strip())
     if spec.get("paused"):
         return _current("Deployment is paused")
-    if updated < wanted:
+    # Without a progress deadline the controller never sets Progressing (kstatus).
+    progressing = "progressDeadlineSeconds" not in spec or (
+        _is_true(progressing_condition)
+        and progressing_condition is not None
+        and progressing_condition.get("reason") == "NewReplicaSetAvailable"
+    )
+    wanted = _int(spec.get("replicas", 1))
+    replicas = _int(status.get("replicas"))
+    updated = _int(status.get("updatedReplicas"))
+    ready = _int(status.get("readyReplicas"))
+    available = _int(status.get("availableReplicas"))
+    if wanted > replicas:
+        return _progress(f"Replicas: {replicas}/{wanted}")
+    if wanted > updated:
         return _progress(f"Updated: {updated}/{wanted}")
-    if replicas > updated:
-        return _progress(f"Pending termination: {replicas - updated}")
-    if available < updated:
+    if replicas > wanted:
+        return _progress(f"Pending termination: {replicas - wanted}")
+    if updated > available:
         return _progress(f"Available: {available}/{updated}")
-    if ready < updated:
-        return _progress(f"Ready: {ready}/{updated}")
-    if wanted > 0 and not _is_true(found.get("Available")):
-        return _progress("Deployment is not Available")
+    if wanted > ready:
+        return _progress(f"Ready: {ready}/{wanted}")
+    if not progressing:
+        return _progress("ReplicaSet not Available")
+    if not _is_true(found.get("Available")):
+        return _progress("Deployment not Available")
     return _current(f"Deployment is available. Replicas: {replicas}")
 
 

@@ -51,7 +51,50 @@ CASES: list[tuple[str, dict[str, Any] | None, HealthStatus]] = [
         ),
         FAILED,
     ),
-    ("deployment scaled to zero", deployment(wanted=0), CURRENT),
+    (
+        "deployment scaled to zero, seen by its controller",
+        deployment(
+            wanted=0,
+            conditions=[
+                {"type": "Available", "status": "True"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+            ],
+        )
+        | {"spec": {"replicas": 0, "progressDeadlineSeconds": 600}},
+        CURRENT,
+    ),
+    (
+        # kstatus (Flux's wait): a Deployment its controller has not processed is not
+        # Current, even with nothing to run.
+        "deployment scaled to zero, not yet seen by its controller",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "generation": 1},
+            "spec": {"replicas": 0, "progressDeadlineSeconds": 600},
+        },
+        PROGRESS,
+    ),
+    (
+        "deployment whose new ReplicaSet is not available yet",
+        deployment(
+            replicas=2,
+            updatedReplicas=2,
+            readyReplicas=2,
+            availableReplicas=2,
+            conditions=[
+                {"type": "Available", "status": "True"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+            ],
+        )
+        | {"spec": {"replicas": 2, "progressDeadlineSeconds": 600}},
+        PROGRESS,
+    ),
+    (
+        "deployment with old replicas still terminating",
+        deployment(replicas=3, updatedReplicas=2, availableReplicas=2, readyReplicas=2),
+        PROGRESS,
+    ),
     (
         "statefulset mid update",
         {
@@ -177,6 +220,6 @@ def test_health_follows_kstatus_rules(obj: dict[str, Any] | None, expected: Heal
 
 
 def test_health_message_names_what_is_missing() -> None:
-    health = assess(deployment(wanted=3, updatedReplicas=1, conditions=AVAILABLE))
+    health = assess(deployment(wanted=3, replicas=3, updatedReplicas=1, conditions=AVAILABLE))
     assert health.message == "Updated: 1/3"
     assert not health.ready
