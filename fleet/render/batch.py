@@ -28,8 +28,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
+from fleet.core import manifests
 from fleet.localkube import toolchain
 from fleet.models.kustomization import KustomizationSpec
 from fleet.render import kustomize
@@ -195,4 +194,4 @@ def split_output(output: str, units: int) -> list[str] | None:
 
 
 def _write_yaml(path: Path, document: object) -> None:
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    path.write_text(manifests.dump_yaml(document), encoding="utf-8")

@@ -31,8 +31,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from fleet.core import manifests, substitute
 from fleet.localkube import toolchain
 from fleet.models.errors import ManifestError, describe_object
@@ -356,9 +354,7 @@ def _prepare_kustomization(unit_dir: Path, spec: KustomizationSpec, copy: Path, 
     document.setdefault("kind", "Kustomization")
     if existing is not None and existing.name != KUSTOMIZATION_FILES[0]:
         existing.unlink()  # kustomize refuses a folder with two kustomization files
-    (unit_dir / KUSTOMIZATION_FILES[0]).write_text(
-        yaml.safe_dump(document, sort_keys=False), encoding="utf-8"
-    )
+    (unit_dir / KUSTOMIZATION_FILES[0]).write_text(manifests.dump_yaml(document), encoding="utf-8")
 
 
 def _read_kustomization(path: Path, copy: Path, unit: str) -> dict[str, Any]:
