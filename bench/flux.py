@@ -153,9 +153,11 @@ async def _wait(
     return started + artifact.all, started + kustomizations.all
 
 
-async def run_flux(apps: int, root: Path, *, timeout: float = 1800) -> FluxRun:
+async def run_flux(
+    apps: int, root: Path, controller_qps: int | None = None, *, timeout: float = 1800
+) -> FluxRun:
     """One MTTP run of Flux with ``apps`` apps on a fresh control plane under ``root``."""
-    with running_clusters(["flux"], root / "clusters") as (cluster,):
+    with running_clusters(["flux"], root / "clusters", controller_qps=controller_qps) as (cluster,):
         served = root / "git"
         served.mkdir()
         content = root / "content"
@@ -235,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--apps", type=int, nargs="+", default=[100])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--controller-qps",
+        type=int,
+        default=500,
+        help="the controller manager's API request rate (default: 500, as bench.mttp)",
+    )
     args = parser.parse_args(argv)
     print(
         f"Flux source-controller {toolchain.FLUX_SOURCE_CONTROLLER_VERSION}, kustomize-controller "
@@ -246,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for run in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="fleet-flux-") as scratch:
-                result = anyio.run(run_flux, apps, Path(scratch))
+                result = anyio.run(run_flux, apps, Path(scratch), args.controller_qps)
             results.append(result)
             print(f"run {run + 1}: {result.summary()}", flush=True)
         if args.runs > 1:
