@@ -32,7 +32,7 @@ from fleet.localkube.cluster import LocalCluster
 from hub.config import HubConfig
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.conftest import api_client_for
-from tests.e2e.agentprocess import agent_process
+from tests.e2e.agentprocess import hub_agent
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
 from tests.support import eventually as eventually_sync
@@ -351,18 +351,8 @@ def test_agent_kill_apiserver_and_etcd_restarts_and_hub_outage_lose_nothing(
     with running_hub(
         HubConfig.model_validate({"database": f"sqlite:///{tmp_path / 'hub.db'}"})
     ) as hub:
-        database = hub.config.database
-        token_file = tmp_path / "dev.token"
-        token_file.write_text(create_token(database, "dev"))
-        reader = create_token(database, "reader", role="read-only")
-        agent = agent_process(
-            cluster,
-            daemon.url("fleet.git"),
-            tmp_path / "agent",
-            agent_ns,
-            hub_url=hub.url,
-            hub_token_file=token_file,
-        )
+        agent = hub_agent(hub, cluster, daemon.url("fleet.git"), tmp_path, agent_ns)
+        reader = create_token(hub.config.database, "reader", role="read-only")
         first = commit("1")
         agent.start()
         try:

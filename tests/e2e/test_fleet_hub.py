@@ -6,7 +6,6 @@ agent goes Stale."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,21 +21,14 @@ from fleet.localkube.process import ManagedProcess
 from fleet.source import GitRef, GitSource
 from hub.config import HubConfig
 from hub.webhooks import signature_of
+from tests.e2e.agentprocess import hub_agents
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, receiver, running_hub
+from tests.objects import configmap
 from tests.support import eventually
 
 CLUSTERS = ("dev", "staging", "prod")
 WEBHOOK_SECRET = "e2e-webhook-secret"
-
-
-def configmap(namespace: str, name: str, **data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": data,
-    }
 
 
 def cluster_files(namespace: str, color: str) -> dict[str, str]:
@@ -102,39 +94,6 @@ class Fleet:
         )
 
 
-def _agent(
-    cluster: LocalCluster,
-    name: str,
-    repo_url: str,
-    hub_url: str,
-    token_file: Path,
-    work: Path,
-    namespace: str,
-) -> ManagedProcess:
-    return ManagedProcess(
-        f"agent-{name}",
-        [
-            sys.executable,
-            "-m",
-            "fleet.cli.main",
-            "agent",
-            "run",
-            f"--cluster={name}",
-            f"--repo={repo_url}",
-            f"--kubeconfig={cluster.kubeconfig_path}",
-            "--interval=10m",
-            f"--namespace={namespace}",
-            f"--work-dir={work}",
-            "--metrics-address=",
-            f"--hub-url={hub_url}",
-            f"--hub-token-file={token_file}",
-            "--status-branch=fleet-status",
-            f"--label=env={name}",
-        ],
-        work / name,
-    )
-
-
 def test_agents_hub_and_status_branch_tell_the_same_story(
     local_clusters: dict[str, LocalCluster],
     git: tuple[GitDaemon, WorkingClone],
@@ -160,21 +119,16 @@ def test_agents_hub_and_status_branch_tell_the_same_story(
         )
         with running_hub(config) as hub:
             admin = create_token(database, "e2e-admin", role="admin")
-            agents: dict[str, ManagedProcess] = {}
-            try:
-                for name in CLUSTERS:
-                    token_file = tmp_path / f"{name}.token"
-                    token_file.write_text(create_token(database, name, labels={"env": name}))
-                    agents[name] = _agent(
-                        local_clusters[name],
-                        name,
-                        daemon.url("fleet.git"),
-                        hub.url,
-                        token_file,
-                        tmp_path / "agents",
-                        f"fleet-e2e-{run}",
-                    )
-                    agents[name].start()
+            with hub_agents(
+                local_clusters,
+                CLUSTERS,
+                daemon.url("fleet.git"),
+                hub.url,
+                database,
+                tmp_path,
+                f"fleet-e2e-{run}",
+                status_branch="fleet-status",
+            ) as agents:
                 fleet = Fleet(hub.url, admin, repo, daemon)
                 _wait(
                     fleet,
@@ -264,9 +218,6 @@ def test_agents_hub_and_status_branch_tell_the_same_story(
                 stopped = time.monotonic()
                 eventually(lambda: fleet.clusters()["dev"]["health"] == "Stale", 20, "dev Stale")
                 stale_after = time.monotonic() - stopped
-            finally:
-                for agent in agents.values():
-                    agent.stop()
     print(f"webhook -> all clusters at the new revision: {webhook_latency:.2f}s")
     print(f"agent stopped -> cluster Stale: {stale_after:.1f}s")
     assert stale_after < 4 + 35 + 5  # staleAfter + a heartbeat period + slack

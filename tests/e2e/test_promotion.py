@@ -28,8 +28,10 @@ import yaml
 from fleet.localkube.cluster import LocalCluster
 from fleet.localkube.process import ManagedProcess
 from hub.config import HubConfig
+from tests.e2e.agentprocess import hub_agents
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
+from tests.objects import deployment
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -51,23 +53,6 @@ FLEET = {
         },
     ],
 }
-
-
-def deployment(name: str, namespace: str, color: str, **pod_spec: Any) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {"color": color}},
-                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], **pod_spec},
-            },
-        },
-    }
 
 
 def fleet_files(namespace: str, color: str, *, broken: bool = False) -> dict[str, str]:
@@ -99,10 +84,14 @@ def fleet_files(namespace: str, color: str, *, broken: bool = False) -> dict[str
             "metadata": {"name": "settings", "namespace": namespace},
             "data": {"color": color},
         },
-        deployment("web", namespace, color),
+        deployment(namespace, "web", annotations={"color": color}),
     ]
     if broken:
-        app.append(deployment("broken", namespace, color, nodeSelector=UNSCHEDULABLE))
+        app.append(
+            deployment(
+                namespace, "broken", annotations={"color": color}, nodeSelector=UNSCHEDULABLE
+            )
+        )
     files["apps/app.yaml"] = yaml.safe_dump_all(app)
     return files
 
@@ -180,35 +169,6 @@ class Fleet:
         )
 
 
-def _agent(
-    cluster: LocalCluster, repo_url: str, hub_url: str, token_file: Path, work: Path, ns: str
-) -> ManagedProcess:
-    name = cluster.name
-    return ManagedProcess(
-        f"agent-{name}",
-        [
-            sys.executable,
-            "-m",
-            "fleet.cli.main",
-            "agent",
-            "run",
-            f"--cluster={name}",
-            f"--repo={repo_url}",
-            f"--ref={WAVE}{name}",
-            f"--kubeconfig={cluster.kubeconfig_path}",
-            "--interval=10m",
-            "--heartbeat=1s",
-            f"--namespace={ns}",
-            f"--work-dir={work}",
-            "--metrics-address=",
-            f"--hub-url={hub_url}",
-            f"--hub-token-file={token_file}",
-            f"--label=env={name}",
-        ],
-        work / name,
-    )
-
-
 def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
     local_clusters: dict[str, LocalCluster],
     git: tuple[GitDaemon, WorkingClone],
@@ -236,22 +196,17 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
         admin_file = tmp_path / "admin.token"
         admin_file.write_text(create_token(database, "alice", role="admin"))
         fleet = Fleet(hub.url, admin_file, repo)
-        agents: dict[str, ManagedProcess] = {}
-        started_agents: list[ManagedProcess] = []
-        try:
-            for name in CLUSTERS:
-                token_file = tmp_path / f"{name}.token"
-                token_file.write_text(create_token(database, name, labels={"env": name}))
-                agents[name] = _agent(
-                    local_clusters[name],
-                    daemon.url("fleet.git"),
-                    hub.url,
-                    token_file,
-                    tmp_path / "agents",
-                    f"fleet-e2e-{run}",
-                )
-                agents[name].start()
-                started_agents.append(agents[name])
+        with hub_agents(
+            local_clusters,
+            CLUSTERS,
+            daemon.url("fleet.git"),
+            hub.url,
+            database,
+            tmp_path,
+            f"fleet-e2e-{run}",
+            ref_prefix=WAVE,
+            heartbeat="1s",
+        ) as agents:
             wait = _waiter(fleet, agents)
             wait(lambda: all(fleet.running(c, first) for c in CLUSTERS), 120, "blue everywhere")
             wait(lambda: fleet.wave("prod").get("lastGood") == first, 20, "prod's last good")
@@ -333,9 +288,6 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
             assert shown.returncode == 0, shown.stderr
             assert "blocked by stale cluster(s) dev" in shown.stdout
             assert fleet.ref(f"{WAVE}staging") == second
-        finally:
-            for agent in started_agents:
-                agent.stop()
     print(f"\nmanual rollback of prod -> prod Ready at the old revision: {rollback_seconds:.2f}s")
     print(shown.stdout)
 

@@ -22,7 +22,7 @@ from fleet.api import unit as unit_api
 from fleet.localkube.cluster import LocalCluster
 from hub.config import HubConfig
 from tests.conftest import api_client_for
-from tests.e2e.agentprocess import agent_process
+from tests.e2e.agentprocess import hub_agent
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
 from tests.support import eventually
@@ -109,19 +109,15 @@ def test_no_secret_value_appears_in_anything_the_agent_emits(
         with running_hub(
             HubConfig.model_validate({"database": f"sqlite:///{tmp_path / 'hub.db'}"})
         ) as hub:
-            database = hub.config.database
-            token_file = tmp_path / "dev.token"
-            token_file.write_text(create_token(database, "dev"))
-            reader = create_token(database, "reader", role="read-only")
-            agent = agent_process(
+            agent = hub_agent(
+                hub,
                 cluster,
                 daemon.url("fleet.git"),
-                tmp_path / "agent",
+                tmp_path,
                 agent_ns,
-                hub_url=hub.url,
-                hub_token_file=token_file,
                 status_branch="fleet-status",
             )
+            reader = create_token(hub.config.database, "reader", role="read-only")
             agent.start()
             try:
                 core = k8s.CoreV1Api(api_client_for(cluster))
