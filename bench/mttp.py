@@ -10,13 +10,13 @@ For each size (100, 500, 1,000 apps) and each run, on a fresh local control plan
   else to do, on another fresh control plane; timed until the applies returned, and
   until every Deployment was also Current (kstatus, as fleet's and Flux's ``wait``
   judge it: its controller has processed it), the like-for-like floor of MTTP.
+- Flux (``--flux``): source-controller and kustomize-controller as local processes on
+  another fresh control plane, the same commits (``bench.flux``); adds Flux's MTTP, the
+  ratio fleet / Flux and both controllers' peak RSS.
 
 Every control plane's controller manager runs at ``--controller-qps`` (default 500)
 instead of the upstream 20 requests a second: at 20, a thousand new Deployments wait
 minutes for their controller whatever the GitOps tool does.
-- Flux (``--flux``): source-controller and kustomize-controller as local processes on
-  another fresh control plane, the same commits (``bench.flux``); adds Flux's MTTP, the
-  ratio fleet / Flux and both controllers' peak RSS.
 
 Writes a Markdown table (medians over the runs) to bench/results/mttp.md.
 Run: ``make bench`` or ``.venv/bin/python -m bench.mttp --apps 100 500 1000 --runs 3``.
