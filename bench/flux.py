@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -244,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the controller manager's API request rate (default: 500, as bench.mttp)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM cleans up as Ctrl-C does: the control plane, the controllers, the git server.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(
         f"Flux source-controller {toolchain.FLUX_SOURCE_CONTROLLER_VERSION}, kustomize-controller "
         f"{toolchain.FLUX_KUSTOMIZE_CONTROLLER_VERSION} (--concurrent "
