@@ -71,9 +71,14 @@ class AppliedState:
         desired = self.desired
         return drift.without_paths(desired, self.ignore) if self.ignore else desired
 
-    def matches(self, live: Mapping[str, Any]) -> bool:
-        """Whether ``live`` still has what was applied, in every field the agent sets."""
-        return self.fingerprint == drift.fingerprint(live, self.compared)
+    def matches(self, live: Mapping[str, Any], compared: Mapping[str, Any] | None = None) -> bool:
+        """Whether ``live`` still has what was applied, in every field the agent sets.
+
+        ``compared``: the same as ``self.compared``, when the caller holds it already (a
+        resync, whose desired object has this digest), so it is not decoded again."""
+        if compared is None:
+            compared = self.compared
+        return self.fingerprint == drift.fingerprint(live, compared)
 
 
 @dataclasses.dataclass
@@ -130,7 +135,7 @@ class Applier:
                 return True
             return False
         return remembered.desired_digest == drift.desired_digest(compared) and remembered.matches(
-            live
+            live, compared
         )
 
     async def apply_one(
