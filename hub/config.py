@@ -17,14 +17,19 @@ promotion:                               # promotion waves (fleet.yaml); optiona
   auth: {sshKeyFile: /etc/fleet/deploy-key, knownHostsFile: /etc/fleet/known_hosts}
 notifications:
   - name: prod-alerts
-    type: slack                          # or: webhook (generic JSON)
-    urlFile: /etc/fleet/slack-url
+    type: slack                          # webhook (the hub's JSON), or any Flux provider type
+    urlFile: /etc/fleet/slack-url        # the provider's address (url, urlFile)
     severity: warning                    # at least this severity
     labels: {env: prod}                  # every label must match
     clusters: ["prod-*"]                 # any glob must match; empty: all
     reasons: [ReconcileFailed, ClusterStale]
     dedupeWindow: 10m
     rateLimit: {count: 3, per: 10m}
+  - name: oncall
+    type: pagerduty                      # the fields of a Flux Provider (docs/notifications.md)
+    url: https://events.pagerduty.com
+    channel: <routing key>               # also: username, tokenFile, passwordFile, proxy,
+    severity: error                      # caFile, summary, eventMetadata, secretDir
 ```
 
 Durations are Go durations, as in Flux objects. Secrets may be given inline or as a file
@@ -35,6 +40,7 @@ Command-line flags override the file.
 from __future__ import annotations
 
 import datetime
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +48,7 @@ import pydantic
 import yaml
 from pydantic.alias_generators import to_camel
 
+from fleet import notify
 from fleet.models.common import Duration, PositiveDuration
 
 Severity = Literal["info", "warning", "error"]
@@ -104,15 +111,40 @@ class RateLimit(ConfigModel):
     per: PositiveDuration = datetime.timedelta(minutes=10)
 
 
+LEGACY_TYPES = ("webhook",)
+"""The hub's own JSON format; ``slack`` is also the hub's format unless ``format: flux``."""
+
+
 class NotificationTarget(ConfigModel):
-    """Where alerts go, and which of them."""
+    """Where alerts go, and which of them. ``type`` is ``webhook`` or a Flux provider type;
+    the provider fields mean what they mean on a Flux ``Provider`` (docs/notifications.md)."""
 
     name: str
-    type: Literal["slack", "webhook"]
+    type: str
     url: str | None = pydantic.Field(default=None, repr=False)
+    """The provider's address (a webhook URL, an API endpoint, a repository URL)."""
     url_file: Path | None = None
     headers: dict[str, str] = pydantic.Field(default_factory=dict, repr=False)
-    """Extra HTTP headers for ``webhook`` targets (an Authorization header, say)."""
+    """Extra HTTP headers for ``webhook`` and the generic types (an Authorization header)."""
+    format: Literal["fleet", "flux"] = "fleet"
+    """For ``slack``: the hub's message (default, as before) or Flux's attachment."""
+    channel: str = ""
+    username: str = ""
+    token: str | None = pydantic.Field(default=None, repr=False)
+    token_file: Path | None = None
+    password: str | None = pydantic.Field(default=None, repr=False)
+    password_file: Path | None = None
+    proxy: str = pydantic.Field(default="", repr=False)
+    ca_file: Path | None = None
+    """PEM CA certificates to trust for this provider (a Flux certSecretRef's ``ca.crt``)."""
+    secret_dir: Path | None = None
+    """A mounted Flux Provider Secret: files ``address``, ``token``, ``username``,
+    ``password``, ``headers`` (YAML), ``proxy``, ``ca.crt``; they override the fields above,
+    as the Secret's keys override a Provider's spec."""
+    summary: str = ""
+    """Added to every event's metadata as ``summary``, like an Alert's ``spec.summary``."""
+    event_metadata: dict[str, str] = pydantic.Field(default_factory=dict)
+    """Added to every event's metadata, like an Alert's ``spec.eventMetadata``."""
     severity: Severity = "info"
     """The lowest severity sent: info < warning < error."""
     clusters: list[str] = pydantic.Field(default_factory=list)
@@ -125,9 +157,91 @@ class NotificationTarget(ConfigModel):
     """At most ``count`` alerts per (cluster, unit, reason) per ``per``: a flapping unit
     cannot flood a channel; what was held back is counted in the next one sent."""
     timeout: PositiveDuration = datetime.timedelta(seconds=10)
+    """For one alert's delivery, retries included."""
+
+    @pydantic.field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value in LEGACY_TYPES:
+            return value
+        try:
+            notify.provider(value)
+        except notify.UnsupportedProvider as error:
+            raise ValueError(str(error)) from None
+        return value
 
     def resolve_url(self) -> str:
         return _secret(self.url, self.url_file, f"notification {self.name!r} url")
+
+    def provider_spec(self) -> notify.ProviderSpec:
+        """The provider's settings with every file read; ``ConfigError`` names the target
+        and the field when one is missing or unreadable."""
+        what = f"notification {self.name!r}"
+        secret = _secret_dir(self.secret_dir, what) if self.secret_dir else {}
+        address = secret.get("address") or _optional(self.url, self.url_file, f"{what} url")
+        headers = dict(self.headers)
+        if "headers" in secret:
+            try:
+                loaded = yaml.safe_load(secret["headers"]) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(f"{what}: secretDir headers: {error}") from error
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{what}: secretDir headers must be a YAML map")
+            headers.update({str(k): str(v) for k, v in loaded.items()})
+        ca = secret.get("ca.crt", "")
+        if not ca and self.ca_file is not None:
+            ca = _read(self.ca_file, f"{what} caFile")
+        spec = notify.ProviderSpec(
+            type=self.type,
+            address=address,
+            channel=self.channel,
+            username=secret.get("username") or self.username,
+            token=secret.get("token") or _optional(self.token, self.token_file, f"{what} token"),
+            password=secret.get("password")
+            or _optional(self.password, self.password_file, f"{what} password"),
+            headers=headers,
+            proxy=secret.get("proxy") or self.proxy,
+            timeout=self.timeout,
+            ca_pem=ca,
+            provider_uid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"fleet-hub:{self.name}")),
+        )
+        if self.type in LEGACY_TYPES or (self.type == "slack" and self.format == "fleet"):
+            if not spec.address:
+                raise ConfigError(f"{what}: url: set exactly one of the inline value or the file")
+            return spec
+        try:
+            notify.provider(self.type).check(spec)
+        except notify.InvalidProvider as error:
+            raise ConfigError(f"{what}: {error}") from error
+        return spec
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"{what}: cannot read {path}: {error}") from error
+
+
+def _optional(inline: str | None, path: Path | None, what: str) -> str:
+    """Like ``_secret`` but both unset is fine (the provider decides whether it needs it)."""
+    if inline is None and path is None:
+        return ""
+    return _secret(inline, path, what)
+
+
+SECRET_KEYS = ("address", "token", "username", "password", "headers", "proxy", "ca.crt")
+
+
+def _secret_dir(path: Path, what: str) -> dict[str, str]:
+    if not path.is_dir():
+        raise ConfigError(f"{what}: secretDir {path} is not a directory")
+    found: dict[str, str] = {}
+    for key in SECRET_KEYS:
+        file = path / key
+        if file.is_file():
+            found[key] = _read(file, f"{what} secretDir")
+    return found
 
 
 class GitCredentials(ConfigModel):

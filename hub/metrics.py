@@ -65,7 +65,7 @@ class HubMetrics:
         )
         self.notifications = Counter(
             "fleet_hub_notifications",
-            "Alerts per notification target, by result (sent, failed, duplicate,"
+            "Alerts per notification target, by result (sent, failed, skipped, duplicate,"
             " rate_limited, dropped).",
             ["target", "result"],
             registry=registry,

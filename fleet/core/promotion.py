@@ -75,6 +75,8 @@ class Decision:
     """For a batched wave: which batch moves (0-based)."""
     clusters: tuple[str, ...] = ()
     """The clusters concerned: those promoted, or those blocking."""
+    awaiting_approval: bool = False
+    """A WAIT only an approval of ``revision`` can end (the hub announces it once)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +269,11 @@ def decide_wave(inputs: Inputs, wave: Wave) -> Decision:
         return blocked
     if wave.approval == "required" and candidate not in state.approvals:
         return Decision(
-            wave.name, Action.WAIT, f"approval pending for {short(candidate)}", candidate
+            wave.name,
+            Action.WAIT,
+            f"approval pending for {short(candidate)}",
+            candidate,
+            awaiting_approval=True,
         )
     for index, (step, ref) in enumerate(zip(steps, refs, strict=True)):
         if ref == candidate:

@@ -33,6 +33,11 @@ class Alert:
     unit: str = ""
     object: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+    """What ``unit`` is (``Kustomization``, ``HelmRelease``), or ``Wave`` for promotion
+    alerts; empty for a cluster as a whole."""
+    revision: str = ""
+    """The commit concerned, when known: what commit-status providers mark."""
 
 
 def severity_of(event: Event) -> Severity:
@@ -52,6 +57,11 @@ def alerts_from_report(
 ) -> list[Alert]:
     """Alerts for one ingested report, given the report stored before it."""
     alerts: list[Alert] = []
+    kinds = {unit.key: unit.kind for unit in report.units}
+    revisions = {
+        unit.key: unit.last_attempted_revision or unit.last_applied_revision or ""
+        for unit in report.units
+    }
     if was_stale:
         alerts.append(
             Alert(report.cluster, CLUSTER_RECOVERED, "info", "reporting again", now, labels=labels)
@@ -67,6 +77,8 @@ def alerts_from_report(
                 unit=event.unit,
                 object=event.object,
                 labels=labels,
+                kind=kinds.get(event.unit, "Kustomization") if event.unit else "",
+                revision=revisions.get(event.unit, ""),
             )
         )
     failures_reported = {
@@ -86,6 +98,8 @@ def alerts_from_report(
                     now,
                     unit=unit.key,
                     labels=labels,
+                    kind=unit.kind,
+                    revision=unit.last_attempted_revision or "",
                 )
             )
         elif unit.ready == "True" and was == "False":
@@ -99,6 +113,8 @@ def alerts_from_report(
                     now,
                     unit=unit.key,
                     labels=labels,
+                    kind=unit.kind,
+                    revision=revision,
                 )
             )
     return alerts

@@ -1,8 +1,10 @@
-"""Posting alerts to Slack incoming webhooks and generic JSON webhooks, in the background.
+"""Alerts to their targets through the provider library (``fleet.notify``), in the background.
 
-``Dispatcher.publish`` never waits: alerts go into a bounded queue that ``run`` drains,
-so a slow or dead receiver cannot hold up report ingest. A full queue drops the alert and
-counts it (``result="dropped"``).
+``Dispatcher.publish`` never waits: each alert that passes a target's filters and gate
+becomes a ``Delivery`` queued on that target's worker, so a slow or dead receiver cannot
+hold up report ingest. Every Flux provider type is built by ``fleet.notify``; the hub's own
+two formats stay for ``type: slack`` (unless ``format: flux``) and ``type: webhook``.
+Results are counted per target: sent, failed, skipped, dropped, duplicate, rate_limited.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import httpx
-from anyio.streams.memory import MemoryObjectSendStream
 
+from fleet.notify import Delivery, EventNotApplicable, Notifier, Outcome, Request
 from hub.config import NotificationTarget
 from hub.notify.alerts import Alert
+from hub.notify.flux import event_of
 from hub.notify.policy import NotificationGate, Verdict, matches
 
 log = logging.getLogger(__name__)
@@ -83,11 +85,45 @@ def generic_payload(alert: Alert, held_back: int = 0) -> dict[str, Any]:
     }
 
 
+Build = Callable[[Alert, int], Delivery]
+
+
 @dataclass
 class _Route:
     target: NotificationTarget
-    url: str
     gate: NotificationGate
+    build: Build
+
+
+def _route(target: NotificationTarget) -> _Route:
+    spec = target.provider_spec()
+    name = target.name
+
+    def legacy(payload: Callable[[Alert, int], dict[str, Any]]) -> Build:
+        def build(alert: Alert, held_back: int) -> Delivery:
+            request = Request.post_json(spec.address, payload(alert, held_back), target.headers)
+            return Delivery.of(name, spec, [request], key="")
+
+        return build
+
+    def flux(alert: Alert, held_back: int) -> Delivery:
+        event = event_of(
+            alert,
+            held_back=held_back,
+            summary=target.summary,
+            extra_metadata=target.event_metadata,
+        )
+        # The gate already dropped duplicates by the hub's own rule: no second window.
+        delivery = Delivery.for_event(name, spec, event)
+        return Delivery.of(name, spec, delivery.requests, key="")
+
+    if target.type == "webhook":
+        build = legacy(generic_payload)
+    elif target.type == "slack" and target.format == "fleet":
+        build = legacy(slack_payload)
+    else:
+        build = flux
+    return _Route(target, NotificationGate.for_target(target), build)
 
 
 class Dispatcher:
@@ -99,13 +135,14 @@ class Dispatcher:
         count: Counter,
         clock: Callable[[], float],
     ) -> None:
-        self._routes = [
-            _Route(target, target.resolve_url(), NotificationGate.for_target(target))
-            for target in targets
-        ]
+        self._routes = [_route(target) for target in targets]
         self._count = count
         self._clock = clock
-        self._send: MemoryObjectSendStream[Alert] | None = None
+        self.notifier = Notifier(
+            dedupe_seconds=0,
+            queue_size=QUEUE_SIZE,
+            on_outcome=self._outcome,
+        )
 
     @property
     def has_targets(self) -> bool:
@@ -113,49 +150,33 @@ class Dispatcher:
         return bool(self._routes)
 
     def publish(self, alerts: Sequence[Alert]) -> None:
-        if not self._routes or self._send is None:
+        if not self._routes or not self.notifier.running:
             return
         for alert in alerts:
-            try:
-                self._send.send_nowait(alert)
-            except anyio.WouldBlock:
-                for route in self._routes:
-                    self._count(route.target.name, "dropped")
+            for route in self._routes:
+                self._offer(route, alert)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        send, receive = anyio.create_memory_object_stream[Alert](QUEUE_SIZE)
-        self._send = send
-        async with httpx.AsyncClient() as client, receive:
-            task_status.started()
-            async for alert in receive:
-                for route in self._routes:
-                    await self._offer(client, route, alert)
+        await self.notifier.run(task_status=task_status)
 
-    async def _offer(self, client: httpx.AsyncClient, route: _Route, alert: Alert) -> None:
+    def _offer(self, route: _Route, alert: Alert) -> None:
         if not matches(route.target, alert):
             return
         verdict, held_back = route.gate.admit(alert, self._clock())
         if verdict is not Verdict.SEND:
             self._count(route.target.name, verdict.value)
             return
-        target = route.target
-        payload = (
-            slack_payload(alert, held_back)
-            if target.type == "slack"
-            else generic_payload(alert, held_back)
-        )
         try:
-            response = await client.post(
-                route.url,
-                json=payload,
-                headers=target.headers,
-                timeout=target.timeout.total_seconds(),
-            )
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            log.warning("notification to %s failed: %s", target.name, error)
-            self._count(target.name, "failed")
+            delivery = route.build(alert, held_back)
+        except EventNotApplicable as error:
+            log.info("notification %s skips %s: %s", route.target.name, alert.reason, error)
+            self._count(route.target.name, Outcome.SKIPPED.value)
             return
-        self._count(target.name, "sent")
+        self.notifier.submit(delivery)
+
+    def _outcome(self, target: str, outcome: Outcome, detail: str) -> None:
+        if outcome is Outcome.FAILED:
+            log.warning("notification to %s failed: %s", target, detail)
+        self._count(target, outcome.value)

@@ -58,6 +58,7 @@ PROMOTION_STARTED = "PromotionStarted"
 PROMOTION_HALTED = "PromotionHalted"
 PROMOTION_FINISHED = "PromotionFinished"
 ROLLED_BACK = "RolledBack"
+APPROVAL_REQUIRED = "ApprovalRequired"
 
 
 class PromotionRefused(Exception):
@@ -127,6 +128,8 @@ class Promoter:
         self._view = api.PromotionStatus(waves=[], error=None)
         self._viewed = False
         self._actions: dict[str, api.PromotionAction] = {}
+        self._approvals_announced: set[tuple[str, str]] = set()
+        """(wave, revision) pairs already announced as waiting for approval, per process."""
         self.leader = False
         """Whether this replica held the promoter lease at its last pass."""
 
@@ -296,8 +299,10 @@ class Promoter:
                 ),
                 WaveChange(halted=decision.revision),
             )
-            self._alert(wave, PROMOTION_HALTED, "error", decision.reason)
+            self._alert(wave, PROMOTION_HALTED, "error", decision.reason, decision.revision)
             return True
+        if decision.awaiting_approval and decision.revision is not None:
+            self._announce_approval(wave, decision.revision, decision.reason)
         if record.halted is not None:
             await self.host.store.promotions.change(
                 wave.name, WaveChange(clear_halted=True), self.host.clock()
@@ -328,7 +333,7 @@ class Promoter:
             ),
             WaveChange(clear_halted=True),
         )
-        self._alert(wave, PROMOTION_STARTED, "info", why)
+        self._alert(wave, PROMOTION_STARTED, "info", why, decision.revision)
         await self._reconcile(decision.clusters, f"{wave.name} promoted to {decision.revision}")
         return True
 
@@ -361,7 +366,7 @@ class Promoter:
                 ),
                 WaveChange(halted=failed, fail=failed),
             )
-            self._alert(wave, PROMOTION_HALTED, "error", decision.reason)
+            self._alert(wave, PROMOTION_HALTED, "error", decision.reason, failed)
         if not await self._move_wave(wave, state, decision.revision):
             return True
         await self._record(
@@ -376,7 +381,7 @@ class Promoter:
             ),
             WaveChange(clear_halted=True),
         )
-        self._alert(wave, ROLLED_BACK, "warning", decision.reason)
+        self._alert(wave, ROLLED_BACK, "warning", decision.reason, failed)
         await self._reconcile(
             self._members(wave), f"{wave.name} rolled back to {decision.revision}"
         )
@@ -409,7 +414,7 @@ class Promoter:
                 ),
                 WaveChange(last_good=revision),
             )
-            self._alert(wave, PROMOTION_FINISHED, "info", why)
+            self._alert(wave, PROMOTION_FINISHED, "info", why, revision)
         return changed
 
     async def _move(self, ref: str, commit: str, expected: str | None) -> bool:
@@ -464,7 +469,9 @@ class Promoter:
         if self.config.reconcile and clusters:
             await self.host.reconcile_clusters(clusters, reason)
 
-    def _alert(self, wave: Wave, reason: str, severity: Severity, message: str) -> None:
+    def _alert(
+        self, wave: Wave, reason: str, severity: Severity, message: str, revision: str | None
+    ) -> None:
         labels = {**wave.selector, "fleet.dev/wave": wave.name}
         alert = Alert(
             f"wave/{wave.name}",
@@ -473,8 +480,22 @@ class Promoter:
             message,
             self.host.clock(),
             labels=labels,
+            kind="Wave",
+            revision=revision or "",
         )
         self.host.dispatcher.publish([alert])
+
+    def _announce_approval(self, wave: Wave, revision: str, reason: str) -> None:
+        """Once per (wave, revision) and process: an approval gate is waiting on someone."""
+        key = (wave.name, revision)
+        if key in self._approvals_announced:
+            return
+        self._approvals_announced.add(key)
+        message = (
+            f"{reason}: approve with `fleet promote approve {wave.name}` "
+            f"(or POST /api/v1/promotions/{wave.name}/approve)"
+        )
+        self._alert(wave, APPROVAL_REQUIRED, "warning", message, revision)
 
     # API actions: each under the pass lock, recorded with the caller as "who".
 
@@ -546,6 +567,7 @@ class Promoter:
                 "warning",
                 f"{who} rolled {wave.name} back from {promotion.short(state.revision)} to "
                 f"{promotion.short(target)}",
+                state.revision,
             )
             await self._reconcile(self._members(wave), f"{wave.name} rolled back to {target}")
             await self._write_records()
