@@ -54,7 +54,14 @@ def test_every_flux_type_is_either_supported_or_says_why_not() -> None:
 
 @pytest.mark.parametrize(
     "revision",
-    [f"main@sha1:{SHA}", f"feature/x@sha1:{SHA}", f"sha1:{SHA}", f"main/{SHA}", SHA],
+    [
+        f"main@sha1:{SHA}",
+        f"feature/x@sha1:{SHA}",
+        f"sha1:{SHA}",
+        f"main/{SHA}",
+        f"feature/branch/{SHA}",
+        SHA,
+    ],
 )
 def test_commit_sha_from_every_revision_form(revision: str) -> None:
     event = dataclasses.replace(EVENT, metadata={"revision": revision})
