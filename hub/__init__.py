@@ -10,6 +10,6 @@ outbound command stream open; the hub never connects into a cluster. Quick start
 
 Layout: ``app`` (routes, one endpoint table that also yields ``/api/v1/openapi.json``),
 ``service`` (what the routes do), ``store`` (SQLite or PostgreSQL), ``auth`` (tokens),
-``webhooks`` (signatures, push matching), ``notify`` (alerts, Slack and JSON targets),
+``webhooks`` (signatures, push matching), ``notify`` (alerts to any fleet.notify provider type),
 ``metrics`` (Prometheus), ``config`` (``hub.yaml``), ``server`` (uvicorn, TLS).
 """
