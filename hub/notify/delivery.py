@@ -101,7 +101,7 @@ def _route(target: NotificationTarget) -> _Route:
 
     def legacy(payload: Callable[[Alert, int], dict[str, Any]]) -> Build:
         def build(alert: Alert, held_back: int) -> Delivery:
-            request = Request.post_json(spec.address, payload(alert, held_back), target.headers)
+            request = Request.post_json(spec.address, payload(alert, held_back), spec.headers)
             return Delivery.of(name, spec, [request], key="")
 
         return build
