@@ -5,18 +5,21 @@ path, query, headers, raw body), so tests check payloads byte for byte (signatur
 field by field. What it answers is scripted per path prefix with ``answer(prefix, ...)``:
 a list of statuses to give in turn before the default (``[500, 500]`` then 200), a body, or
 ``hang`` (hold the request until the receiver is released or closed). ``stop()`` and
-``start()`` close and reopen the same port, for connection-refused cases.
+``start()`` close and reopen the same port, for connection-refused cases; ``tls`` serves
+HTTPS with a given certificate.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from fleet.localkube.gitserver import HOST
@@ -30,6 +33,8 @@ class Recorded:
     headers: dict[str, str]
     """Header names lowered."""
     body: bytes
+    target: str = ""
+    """The request line's target as sent: absolute (``http://host/path``) through a proxy."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -45,7 +50,9 @@ class Script:
 
 
 class RecordingReceiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        self.tls = tls
+        """(certificate, key) files to serve HTTPS with."""
         self.requests: list[Recorded] = []
         self.port = 0
         self._scripts: dict[str, Script] = {}
@@ -56,7 +63,8 @@ class RecordingReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{HOST}:{self.port}"
 
     def answer(
         self,
@@ -100,6 +108,7 @@ class RecordingReceiver:
             urllib.parse.parse_qs(parsed.query),
             {k.lower(): v for k, v in handler.headers.items()},
             body,
+            handler.path,
         )
         with self._lock:
             self.requests.append(recorded)
@@ -132,6 +141,10 @@ class RecordingReceiver:
         server = ThreadingHTTPServer((HOST, self.port), Handler)
         server.daemon_threads = True
         self.port = int(server.server_address[1])
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -150,8 +163,8 @@ class RecordingReceiver:
 
 
 @contextmanager
-def recording_receiver() -> Iterator[RecordingReceiver]:
-    receiver = RecordingReceiver()
+def recording_receiver(tls: tuple[Path, Path] | None = None) -> Iterator[RecordingReceiver]:
+    receiver = RecordingReceiver(tls)
     receiver.start()
     try:
         yield receiver

@@ -8,10 +8,12 @@ import datetime
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import pytest
 
+from fleet.localkube.gitserver import HOST, free_port
 from fleet.notify import (
     Delivery,
     Event,
@@ -21,6 +23,7 @@ from fleet.notify import (
     ProviderSpec,
     RetryPolicy,
 )
+from tests.integration.test_hub_cli import self_signed
 from tests.notifyreceiver import RecordingReceiver, recording_receiver
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -47,12 +50,17 @@ def delivery(
     target: str = "hook",
     message: str = "apply failed",
     timeout: float = 10,
+    address: str = "",
+    proxy: str = "",
+    ca_pem: str = "",
 ) -> Delivery:
     spec = ProviderSpec(
         "generic-hmac",
-        f"{receiver.url}{path}",
+        address or f"{receiver.url}{path}",
         token="key",
         timeout=datetime.timedelta(seconds=timeout),
+        proxy=proxy,
+        ca_pem=ca_pem,
     )
     return Delivery.for_event(target, spec, event(message))
 
@@ -198,3 +206,31 @@ async def test_a_full_queue_drops_new_deliveries(receiver: RecordingReceiver) ->
         await until(lambda: running.of("hook").count(Outcome.SENT) == 2, "both to arrive")
 
     assert [r.json()["message"] for r in receiver.to("/hang")] == ["first", "queued"]
+
+
+async def test_a_private_ca_is_trusted_when_given_and_only_then(tmp_path: Path) -> None:
+    certificate, key = self_signed(tmp_path)
+    with recording_receiver(tls=(certificate, key)) as tls:
+        async with running_notifier() as running:
+            notifier(running).submit(
+                delivery(tls, target="trusting", ca_pem=certificate.read_text())
+            )
+            notifier(running).submit(delivery(tls, target="system-cas"))
+            await until(lambda: running.of("trusting") and running.of("system-cas"), "outcomes")
+
+    assert running.of("trusting") == [Outcome.SENT]
+    assert running.of("system-cas") == [Outcome.FAILED]
+    detail = next(d for t, _, d in running.outcomes if t == "system-cas")
+    assert "CERTIFICATE_VERIFY_FAILED" in detail
+    assert len(tls.to("/hook")) == 1, "only the trusting client's request was read"
+
+
+async def test_a_proxy_carries_the_request(receiver: RecordingReceiver) -> None:
+    nowhere = f"http://{HOST}:{free_port()}/hook"  # nothing listens: only the proxy can answer
+    async with running_notifier() as running:
+        notifier(running).submit(delivery(receiver, address=nowhere, proxy=receiver.url))
+        await until(lambda: running.of("hook"), "an outcome")
+
+    assert running.of("hook") == [Outcome.SENT]
+    (forwarded,) = receiver.requests
+    assert forwarded.target == nowhere, "the absolute form a client sends its proxy"
