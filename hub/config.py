@@ -170,6 +170,12 @@ class NotificationTarget(ConfigModel):
             raise ValueError(str(error)) from None
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _format_is_for_slack(self) -> NotificationTarget:
+        if self.format != "fleet" and self.type != "slack":
+            raise ValueError("format is only for type slack")
+        return self
+
     def resolve_url(self) -> str:
         return _secret(self.url, self.url_file, f"notification {self.name!r} url")
 

@@ -79,7 +79,6 @@ class Notifier:
         """(target, outcome) -> deliveries, for tests and metrics."""
         self.failures: dict[str, Failure] = {}
         """The last failure per target, cleared by its next success."""
-        self.in_flight = 0
 
     @property
     def running(self) -> bool:
@@ -109,7 +108,6 @@ class Notifier:
             return False
         if delivery.key:
             self._seen[(target, delivery.key)] = now
-        self.in_flight += 1
         return True
 
     async def run(
@@ -154,8 +152,6 @@ class Notifier:
                         self._report(target, Outcome.SKIPPED, "already set")
                     else:
                         self._report(target, Outcome.SENT, f"{done.attempts} attempt(s)")
-                finally:
-                    self.in_flight -= 1
 
     def _report(self, target: str, outcome: Outcome, detail: str) -> None:
         self.counts[(target, outcome)] += 1

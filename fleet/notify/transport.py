@@ -89,6 +89,9 @@ class HttpTransport:
                 f"cannot reach {built_host(request.url)}: {error or type(error).__name__}",
                 transient=True,
             ) from error
+        except (httpx.HTTPError, httpx.StreamError) as error:
+            # Redirect loops, undecodable bodies: trying again would do the same.
+            raise DeliveryFailed(f"{type(error).__name__}: {error}", transient=False) from error
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}

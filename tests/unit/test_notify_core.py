@@ -180,3 +180,22 @@ def test_alerts_become_flux_events() -> None:
         "prod-eu",
     )
     assert as_cluster.metadata == {"cluster": "prod-eu", "labels": "env=prod"}
+
+
+def test_hub_slack_keeps_its_own_message_unless_format_flux() -> None:
+    from hub.notify.delivery import _route
+
+    alert = Alert("prod-eu", "ReconcileFailed", "error", "boom", 0.0, unit="flux-system/apps")
+    base = {"name": "chat", "type": "slack", "url": "https://hooks.slack.com/services/x"}
+    fleet_format = _route(NotificationTarget.model_validate(base)).build(alert, 0)
+    flux_format = _route(NotificationTarget.model_validate({**base, "format": "flux"})).build(
+        alert, 0
+    )
+
+    (fleet_request,) = fleet_format.requests
+    (flux_request,) = flux_format.requests
+    assert fleet_request.body is not None and flux_request.body is not None
+    assert b'"footer":"fleet hub"' in fleet_request.body
+    assert b'"author_name":"kustomization/apps.flux-system"' in flux_request.body
+    with pytest.raises(ValueError, match="format is only for type slack"):
+        NotificationTarget.model_validate({**base, "type": "msteams", "format": "flux"})
