@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from fleet.core import promotion
 from fleet.core.promotion import ClusterStatus, Decision, Inputs, WaveState
-from fleet.models.fleetconfig import FleetConfig, Wave
+from fleet.models.fleetconfig import FleetConfig, Verification, Wave
 from fleet.report import ClusterReport
 from hub import api
 from hub.store.promotions import Readiness, ReadinessChanges, WaveRecord
@@ -205,6 +205,19 @@ def wave_view(inputs: Inputs, decision: Decision) -> api.WaveStatus:
         paused=state.paused,
         clusters=inputs.config.members(wave),
         last_good=state.last_good,
+        checks=[check_view(inputs, wave, check) for check in wave.verify],
+    )
+
+
+def check_view(inputs: Inputs, wave: Wave, check: Verification) -> api.CheckStatus:
+    state = inputs.checks.get((wave.name, check.name))
+    return api.CheckStatus(
+        name=check.name,
+        kind="prometheus" if check.prometheus is not None else "http",
+        holds=None if state is None else state.holding_since is not None,
+        holding_since=state.holding_since if state else None,
+        checked_at=state.checked_at if state else None,
+        detail=state.detail if state else "",
     )
 
 

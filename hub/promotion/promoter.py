@@ -44,6 +44,7 @@ from hub.notify import Alert, Dispatcher
 from hub.promotion import observe, records
 from hub.promotion.observe import Observation
 from hub.promotion.repository import FleetRepository, Snapshot
+from hub.promotion.verify import Verifier
 from hub.store import Store
 from hub.store.promotions import Entry, NewEntry, WaveChange, WaveRecord
 
@@ -127,6 +128,7 @@ class Promoter:
         self._view = api.PromotionStatus(waves=[], error=None)
         self._viewed = False
         self._actions: dict[str, api.PromotionAction] = {}
+        self.verifier = Verifier(host.clock, self.poke)
         self.leader = False
         """Whether this replica held the promoter lease at its last pass."""
 
@@ -142,7 +144,12 @@ class Promoter:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Passes until cancelled: a fetch every ``interval``, a decision on every poke."""
-        task_status.started()
+        async with anyio.create_task_group() as group:
+            await group.start(self.verifier.run)
+            task_status.started()
+            await self._passes()
+
+    async def _passes(self) -> None:
         next_fetch = 0.0
         try:
             while True:
@@ -200,6 +207,7 @@ class Promoter:
             if self.leader:
                 await self._write_records()
             return False
+        self.verifier.configure(snapshot.config)
         inputs = await self._gather(snapshot, now)
         decisions = promotion.decide(inputs)
         await self._set_view(
@@ -259,6 +267,7 @@ class Promoter:
             now=datetime.datetime.fromtimestamp(now, datetime.UTC),
             stale_after=self.host.stale_after,
             source_ref=self.source_ref,
+            checks=self.verifier.states(),
         )
         return self._inputs
 
@@ -340,6 +349,8 @@ class Promoter:
             passed.append(f"{what} Ready at {promotion.short(revision)}{soak}")
         else:
             passed.append(f"new commit on {self.config.branch}")
+        if wave.verify:
+            passed.append(f"verified by {', '.join(check.name for check in wave.verify)}")
         state = inputs.waves[wave.name]
         if wave.approval == "required" and revision in state.approvals:
             passed.append("approved")
