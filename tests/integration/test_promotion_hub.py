@@ -214,6 +214,7 @@ def test_a_commit_flows_through_dev_and_staging_then_waits_for_approval(
         "paused": False,
         "clusters": ["prod-1", "prod-2"],
         "lastGood": None,
+        "checks": [],
     }
     assert promotions.status()["error"] is None
 
