@@ -66,10 +66,13 @@ def check_urls(template: str, clusters: Sequence[str]) -> list[str]:
 
 
 def prometheus_result(body: Mapping[str, Any]) -> CheckResult:
-    """Whether a ``/api/v1/query`` answer holds: at least one sample, none of them 0 or NaN.
+    """Whether a ``/api/v1/query`` answer holds, read as an alerting rule reads its
+    expression: an instant vector holds when it has at least one sample (write the
+    condition as a filter, ``rate(x) < 0.01``, whose samples keep the left-hand value,
+    so an error rate of 0 passes); a scalar holds when it is not 0 (``1 < bool 2``).
 
-    An empty vector fails, so a comparison that filters everything out (``rate(x) < 0.01``
-    with a high rate) and a metric that is not scraped at all both keep the gate shut.
+    An empty vector fails, so a condition that filters everything out and a metric that
+    is not scraped at all both keep the gate shut.
     """
     if body.get("status") != "success":
         error = body.get("error") or "no error given"
@@ -79,21 +82,19 @@ def prometheus_result(body: Mapping[str, Any]) -> CheckResult:
         return CheckResult(False, "answer has no data")
     kind = data.get("resultType")
     result = data.get("result")
-    if kind == "scalar" and isinstance(result, list):
-        samples: list[tuple[str, Any]] = [("scalar", result)]
-    elif kind == "vector" and isinstance(result, list):
-        samples = [(_series(item.get("metric")), item.get("value")) for item in result]
-    else:
-        return CheckResult(False, f"unsupported result type {kind!r}: use an instant vector")
-    if not samples:
-        return CheckResult(False, "query returned no samples")
-    for series, value in samples:
-        number = _sample_value(value)
+    if kind == "scalar":
+        number = _sample_value(result)
         if number is None:
-            return CheckResult(False, f"unreadable sample for {series}: {value!r}")
+            return CheckResult(False, f"unreadable scalar: {result!r}")
         if number == 0 or math.isnan(number):
-            return CheckResult(False, f"{series} = {number:g}")
-    return CheckResult(True, f"{len(samples)} sample(s), none 0")
+            return CheckResult(False, f"scalar = {number:g}")
+        return CheckResult(True, f"scalar = {number:g}")
+    if kind != "vector" or not isinstance(result, list):
+        return CheckResult(False, f"unsupported result type {kind!r}: use an instant vector")
+    if not result:
+        return CheckResult(False, "query returned no samples")
+    first = result[0] if isinstance(result[0], Mapping) else {}
+    return CheckResult(True, f"{len(result)} sample(s), first {_series(first.get('metric'))}")
 
 
 def http_result(url: str, status: int) -> CheckResult:

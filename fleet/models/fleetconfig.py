@@ -42,10 +42,10 @@ class PrometheusCheck(common.FluxModel):
     address: str
     """Base URL of a Prometheus HTTP API (``http://prometheus:9090``)."""
     query: str
-    """PromQL that holds when it returns at least one sample and no sample is 0 (so both
-    ``rate(...) < 0.01`` and ``rate(...) < bool 0.01`` read as expected). ``{clusters}``
-    becomes a regular expression matching the dependency waves' clusters, ``{wave}`` the
-    wave being promoted into."""
+    """PromQL read as an alerting rule reads it: it holds while it returns at least one
+    sample (write the condition as a filter, ``rate(...) < 0.01``), or a scalar that is
+    not 0. ``{clusters}`` becomes a regular expression matching the dependency waves'
+    clusters, ``{wave}`` the wave being promoted into."""
 
     @pydantic.field_validator("address")
     @classmethod

@@ -58,8 +58,8 @@ async def test_prometheus_answers_decide_whether_a_check_holds(
     checks = "\n".join(
         f"      - {{name: {name}, prometheus: {{address: '{prometheus.url}', query: '{query}'}}}}"
         for name, query in [
-            ("one", "vector(1)"),
-            ("zero", "vector(0)"),
+            ("one", "vector(0) < 1"),
+            ("zero", "0 > bool 1"),
             ("filtered", "vector(1) > 2"),
             ("bad", "sum(("),
         ]
@@ -78,9 +78,9 @@ async def test_prometheus_answers_decide_whether_a_check_holds(
         states = await settle(verifier, [("prod", name) for name in names])
         group.cancel_scope.cancel()
     assert states[("prod", "one")].holding_since is not None
-    assert states[("prod", "one")].detail == "1 sample(s), none 0"
+    assert states[("prod", "one")].detail == "1 sample(s), first {}"
     assert states[("prod", "zero")].holding_since is None
-    assert states[("prod", "zero")].detail == "{} = 0"
+    assert states[("prod", "zero")].detail == "scalar = 0"
     assert states[("prod", "filtered")].detail == "query returned no samples"
     bad = states[("prod", "bad")]
     assert bad.holding_since is None and bad.detail.startswith("query failed (bad_data): ")

@@ -36,13 +36,21 @@ def vector(*values: str) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("body", "ok", "detail"),
     [
-        (vector("1"), True, "1 sample(s), none 0"),
-        (vector("0.002", "1"), True, "2 sample(s), none 0"),
+        (vector("1"), True, '1 sample(s), first {cluster="c0"}'),
+        # A filter keeps the left-hand value: an error rate of 0 under a threshold holds.
+        (vector("0", "0.002"), True, '2 sample(s), first {cluster="c0"}'),
         (vector(), False, "query returned no samples"),
-        (vector("1", "0"), False, '{cluster="c1"} = 0'),
-        (vector("NaN"), False, '{cluster="c0"} = nan'),
-        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}}, True, ""),
-        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "0"]}}, False, ""),
+        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "1"]}}, True, ""),
+        (
+            {"status": "success", "data": {"resultType": "scalar", "result": [1, "0"]}},
+            False,
+            "scalar = 0",
+        ),
+        (
+            {"status": "success", "data": {"resultType": "scalar", "result": [1, "NaN"]}},
+            False,
+            "scalar = nan",
+        ),
         (
             {"status": "success", "data": {"resultType": "matrix", "result": []}},
             False,
@@ -53,10 +61,10 @@ def vector(*values: str) -> dict[str, object]:
             False,
             "query failed (bad_data): parse error at char 4",
         ),
-        ({"status": "success", "data": {"resultType": "vector", "result": [{}]}}, False, ""),
+        ({"status": "success"}, False, "answer has no data"),
     ],
 )
-def test_a_prometheus_answer_holds_only_with_samples_none_of_them_zero(
+def test_a_prometheus_answer_holds_as_an_alerting_rule_reads_it(
     body: dict[str, object], ok: bool, detail: str
 ) -> None:
     result = verification.prometheus_result(body)
