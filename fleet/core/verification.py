@@ -94,7 +94,11 @@ def prometheus_result(body: Mapping[str, Any]) -> CheckResult:
     if not result:
         return CheckResult(False, "query returned no samples")
     first = result[0] if isinstance(result[0], Mapping) else {}
-    return CheckResult(True, f"{len(result)} sample(s), first {_series(first.get('metric'))}")
+    value = _sample_value(first.get("value"))
+    shown = "?" if value is None else f"{value:g}"
+    return CheckResult(
+        True, f"{len(result)} sample(s), first {_series(first.get('metric'))} = {shown}"
+    )
 
 
 def http_result(url: str, status: int) -> CheckResult:

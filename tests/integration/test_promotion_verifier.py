@@ -78,7 +78,7 @@ async def test_prometheus_answers_decide_whether_a_check_holds(
         states = await settle(verifier, [("prod", name) for name in names])
         group.cancel_scope.cancel()
     assert states[("prod", "one")].holding_since is not None
-    assert states[("prod", "one")].detail == "1 sample(s), first {}"
+    assert states[("prod", "one")].detail == "1 sample(s), first {} = 0"
     assert states[("prod", "zero")].holding_since is None
     assert states[("prod", "zero")].detail == "scalar = 0"
     assert states[("prod", "filtered")].detail == "query returned no samples"

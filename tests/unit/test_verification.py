@@ -36,9 +36,9 @@ def vector(*values: str) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("body", "ok", "detail"),
     [
-        (vector("1"), True, '1 sample(s), first {cluster="c0"}'),
+        (vector("1"), True, '1 sample(s), first {cluster="c0"} = 1'),
         # A filter keeps the left-hand value: an error rate of 0 under a threshold holds.
-        (vector("0", "0.002"), True, '2 sample(s), first {cluster="c0"}'),
+        (vector("0", "0.002"), True, '2 sample(s), first {cluster="c0"} = 0'),
         (vector(), False, "query returned no samples"),
         ({"status": "success", "data": {"resultType": "scalar", "result": [1, "1"]}}, True, ""),
         (
