@@ -48,6 +48,9 @@ class ClusterStatus:
     attempted: str | None = None
     """The newest revision the cluster tried."""
     reported_at: datetime.datetime | None = None
+    progressing: str | None = None
+    """Why the cluster is not Ready at one release although its units are Ready (units of
+    a source at different revisions): shown where the gate waits for it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +152,9 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
             if status.revision != candidate:
                 behind.append(f"{cluster} (at {short(status.revision)})")
             elif not status.ready or status.ready_since is None:
-                unready.append(cluster)
+                unready.append(
+                    f"{cluster} ({status.progressing})" if status.progressing else cluster
+                )
             else:
                 ready_since.append(status.ready_since)
                 remaining = status.ready_since + wave.soak - inputs.now
@@ -177,7 +182,7 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
             Action.WAIT,
             f"waiting for {', '.join(unready)} to be Ready at {short(candidate)}",
             candidate,
-            clusters=tuple(unready),
+            clusters=tuple(u.split(" ")[0] for u in unready),
         )
     pending = _verifications(inputs, wave, max(ready_since, default=None))
     if failing := [reason for failed, reason in pending if failed]:
