@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -45,8 +45,8 @@ from hub.promotion import observe, records
 from hub.promotion.observe import Observation
 from hub.promotion.repository import FleetRepository, Snapshot
 from hub.promotion.verify import Verifier
-from hub.store import Store
-from hub.store.promotions import Entry, NewEntry, WaveChange, WaveRecord
+from hub.store import Store, StoredEvent
+from hub.store.promotions import Entry, NewEntry, WaveChange, WaveEvent, WaveRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,17 @@ PROMOTION_STARTED = "PromotionStarted"
 PROMOTION_HALTED = "PromotionHalted"
 PROMOTION_FINISHED = "PromotionFinished"
 ROLLED_BACK = "RolledBack"
+
+WAVE_EVENTS = {
+    "promote": (PROMOTION_STARTED, "Normal"),
+    "finish": (PROMOTION_FINISHED, "Normal"),
+    "halt": (PROMOTION_HALTED, "Warning"),
+    "rollback": (ROLLED_BACK, "Warning"),
+    "approve": ("PromotionApproved", "Normal"),
+    "pause": ("PromotionPaused", "Normal"),
+    "resume": ("PromotionResumed", "Normal"),
+}
+"""Record action -> (reason, type) of the Event it leaves on the wave's clusters."""
 
 
 class PromotionRefused(Exception):
@@ -79,6 +90,10 @@ class PromotionHost(Protocol):
     def stale_after(self) -> datetime.timedelta: ...
 
     def clock(self) -> float: ...
+
+    def event_feed(self, event: StoredEvent) -> dict[str, Any]:
+        """The ``event`` change-feed payload of a stored event."""
+        ...
 
     def changes_written(self) -> None:
         """Wake the change-feed streams: something was appended."""
@@ -445,6 +460,19 @@ class Promoter:
                 ok = await self._move(ref, commit, current) and ok
         return ok
 
+    def _wave_event(self, entry: NewEntry) -> WaveEvent | None:
+        """The Event each of the wave's clusters gets for this record."""
+        config = self._inputs.config if self._inputs else None
+        if config is None or entry.wave not in {wave.name for wave in config.waves}:
+            return None
+        reason, kind = WAVE_EVENTS.get(entry.action, (f"Promotion{entry.action.title()}", "Normal"))
+        return WaveEvent(
+            config.members(config.wave(entry.wave)),
+            kind,
+            reason,
+            f"{records.subject(entry)}: {entry.why}",
+        )
+
     def _members(self, wave: Wave) -> list[str]:
         assert self._inputs is not None
         return self._inputs.config.members(wave)
@@ -455,6 +483,8 @@ class Promoter:
             change,
             self.host.clock(),
             lambda saved: api.StreamPromotion(record=record_of(saved)).wire(),
+            self._wave_event(entry),
+            self.host.event_feed,
         )
         self.host.changes_written()
         return stored
