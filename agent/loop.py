@@ -277,10 +277,10 @@ class Agent:
             self.metrics.fetch_errors.labels(label).inc()
         if result is None or result.changed:
             for state in list(self.units.values()):
-                if self._source_key(state.definition) == key:
+                if self.source_of(state.definition) == key:
                     self.queue.add(state.key)
 
-    def _source_key(self, definition: UnitDefinition) -> NamespacedName | None:
+    def source_of(self, definition: UnitDefinition) -> NamespacedName | None:
         """The Git source a unit reads: a Kustomization's tree, a HelmRelease's chart
         folder (None for a chart from a HelmRepository)."""
         if isinstance(definition.model, HelmRelease):
@@ -303,7 +303,7 @@ class Agent:
         chart = release.chart_spec
         assert chart is not None
         definition = self.units[UnitKey(HELMRELEASE, *_parts(release.key))].definition
-        source_key = self._source_key(definition)
+        source_key = self.source_of(definition)
         tracked = self.sources.get(source_key) if source_key else None
         if source_key is None or tracked is None:
             raise ChartSourceError(f"source GitRepository '{source_key}' not found")
@@ -339,7 +339,7 @@ class Agent:
 
     def _upcoming(self, definition: UnitDefinition) -> list[UnitDefinition]:
         """Kustomizations queued next that read the same source as ``definition``."""
-        source = self._source_key(definition)
+        source = self.source_of(definition)
         found = []
         for key in self.queue.upcoming(4 * RENDER_AHEAD):
             state = self.units.get(key)
@@ -347,7 +347,7 @@ class Agent:
                 state is not None
                 and key.kind == KUSTOMIZATION
                 and not state.suspended
-                and self._source_key(state.definition) == source
+                and self.source_of(state.definition) == source
             ):
                 found.append(state.definition)
                 if len(found) == RENDER_AHEAD:
@@ -415,7 +415,7 @@ class Agent:
 
     async def _reconcile_kustomization(self, state: UnitState, forced: bool) -> None:
         definition = state.definition
-        source_key = self._source_key(definition)
+        source_key = self.source_of(definition)
         assert source_key is not None
         tracked = self.sources.get(source_key)
         if tracked is None:
@@ -681,11 +681,11 @@ class Agent:
             "dependsOn": [str(d) for d in definition.depends_on],
         }
         if isinstance(definition.model, HelmRelease):
-            return common | _release_spec(definition.model, self._source_key(definition))
+            return common | _release_spec(definition.model, self.source_of(definition))
         spec = definition.model.spec
         return common | {
             "path": spec.path,
-            "source": str(self._source_key(definition)),
+            "source": str(self.source_of(definition)),
             "prune": spec.prune,
             "wait": spec.wait,
         }
@@ -841,7 +841,7 @@ class Agent:
     async def _fetch_then_reconcile(self, state: UnitState, requested: str) -> None:
         """``fleet reconcile --with-source``: fetch the unit's source first, so the reconcile
         sees a commit pushed just before the request, as Flux's ``--with-source`` does."""
-        source_key = self._source_key(state.definition)
+        source_key = self.source_of(state.definition)
         if source_key is not None and self.sources.get(source_key) is not None:
             await self._fetch(source_key)
         state.fetching_for = None

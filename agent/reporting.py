@@ -17,9 +17,10 @@ from typing import Any, Protocol
 import anyio
 
 from agent.loop import Agent
-from agent.units import ROOT_SOURCE
+from agent.units import ROOT_SOURCE, UnitDefinition
 from fleet import __version__
 from fleet import report as report_schema
+from fleet.models.common import NamespacedName
 from fleet.report import ClusterReport, Event, HubCommand, SourceReport, UnitReport
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Reporting:
                     inventory_size=len(state.inventory),
                     drift_count=state.drift_count,
                     depends_on=[f"{d.namespace}/{d.name}" for d in state.definition.depends_on],
+                    source=_other_source(agent.source_of(state.definition), state.definition),
                 )
             )
         return ClusterReport(
@@ -149,3 +151,11 @@ class Reporting:
             command.reason or "no reason given",
         )
         self.agent.request_reconcile(target, with_source=command.source)
+
+
+def _other_source(source: NamespacedName | None, definition: UnitDefinition) -> str:
+    """``GitRepository/<ns>/<name>`` for a Kustomization of another Git repository than
+    the cluster's own, so the hub keeps it out of the fleet commit; else empty."""
+    if source is None or source == ROOT_SOURCE or definition.kind != "Kustomization":
+        return ""
+    return f"GitRepository/{source.namespace}/{source.name}"

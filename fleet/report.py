@@ -151,6 +151,9 @@ class UnitReport(ReportModel):
     depends_on: list[str] = pydantic.Field(default_factory=list)
     last_reconcile_seconds: float | None = pydantic.Field(default=None, ge=0)
     last_reconcile_at: Timestamp | None = None
+    source: str = pydantic.Field(default="", max_length=300)
+    """The Git source of a Kustomization when it is not the cluster's own (``source``):
+    ``GitRepository/<namespace>/<name>``; empty for the fleet repository itself."""
 
     @property
     def key(self) -> str:

@@ -13,6 +13,7 @@ from fleet.report import (
     ClusterSummary,
     HubCommand,
     ReportModel,
+    Timestamp,
     validate_cluster_name,
     validate_labels,
 )
@@ -195,6 +196,18 @@ PromotionAction = Literal["promote", "wait", "halt", "rollback", "settled"]
 RecordAction = Literal["promote", "approve", "pause", "resume", "halt", "rollback", "finish"]
 
 
+class CheckStatus(ReportModel):
+    """One verification check of a wave (fleet.yaml ``verify``) and its hold clock."""
+
+    name: str
+    kind: Literal["prometheus", "http"]
+    holds: bool | None
+    """None until it was evaluated once."""
+    holding_since: Timestamp | None = None
+    checked_at: Timestamp | None = None
+    detail: str = ""
+
+
 class WaveStatus(ReportModel):
     """One wave of ``GET /api/v1/promotions``: where it stands and why it waits."""
 
@@ -215,6 +228,7 @@ class WaveStatus(ReportModel):
     """The wave's clusters, in fleet.yaml order."""
     last_good: str | None
     """The newest commit that ran Ready on every cluster of the wave."""
+    checks: list[CheckStatus] = pydantic.Field(default_factory=list)
 
 
 class PromotionStatus(ReportModel):

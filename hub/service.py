@@ -332,11 +332,11 @@ class Hub:
         entries: list[tuple[str, str, dict[str, Any]]] = [
             ("cluster-updated", record.name, api.StreamChange(cluster=summary).wire())
         ]
-        entries += [
-            ("event", record.name, api.StreamEvent(event=event_record(event)).wire())
-            for event in new_events
-        ]
+        entries += [("event", record.name, self.event_feed(event)) for event in new_events]
         return entries
+
+    def event_feed(self, event: StoredEvent) -> dict[str, Any]:
+        return api.StreamEvent(event=event_record(event)).wire()
 
     def _alerts(
         self, report: ClusterReport, outcome: IngestOutcome, record: ClusterRecord, now: float

@@ -20,6 +20,7 @@ from fleet.cli import output
 from fleet.cli.get import HUB_TOKEN_ENV, HUB_TOKEN_FILE_ENV, HUB_URL_ENV, CommandError
 
 STATUS_COLUMNS = ["WAVE", "REVISION", "CANDIDATE", "STATE", "APPROVAL", "CLUSTERS", "WHY"]
+CHECK_COLUMNS = ["WAVE", "CHECK", "KIND", "HOLDS", "SINCE", "LAST RESULT"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,6 +147,25 @@ def status_rows(waves: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def check_rows(waves: list[dict[str, Any]]) -> list[list[str]]:
+    """The waves' verification checks, one row each (none: the table is left out)."""
+    rows = []
+    for wave in waves:
+        for check in wave.get("checks", []):
+            holds = {True: "yes", False: "no", None: "not yet"}[check["holds"]]
+            rows.append(
+                [
+                    wave["name"],
+                    check["name"],
+                    check["kind"],
+                    holds,
+                    check.get("holdingSince") or "-",
+                    check.get("detail") or "-",
+                ]
+            )
+    return rows
+
+
 def _status(args: argparse.Namespace) -> int:
     try:
         body = _call(args, "GET", "/promotions")
@@ -161,6 +181,9 @@ def _status(args: argparse.Namespace) -> int:
         print("No waves.", file=sys.stderr)
         return 0
     output.print_table(STATUS_COLUMNS, status_rows(body["waves"]))
+    if checks := check_rows(body["waves"]):
+        print()
+        output.print_table(CHECK_COLUMNS, checks)
     return 0
 
 

@@ -18,6 +18,8 @@ import datetime
 import enum
 from collections.abc import Mapping, Sequence
 
+from fleet.core import verification
+from fleet.core.verification import CheckState
 from fleet.models.fleetconfig import FleetConfig, Wave
 
 
@@ -46,6 +48,9 @@ class ClusterStatus:
     attempted: str | None = None
     """The newest revision the cluster tried."""
     reported_at: datetime.datetime | None = None
+    progressing: str | None = None
+    """Why the cluster is not Ready at one release although its units are Ready (units of
+    a source at different revisions): shown where the gate waits for it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +96,8 @@ class Inputs:
     source_ref: str = "refs/heads/main"
     """The branch ``head`` comes from. A wave following it moves with every push, so the
     hub never moves (or rolls back) that ref: a failure there halts instead."""
+    checks: Mapping[tuple[str, str], CheckState] = dataclasses.field(default_factory=dict)
+    """The hold clock of each verification check, by ``(wave, check name)``."""
 
 
 def short(revision: str | None) -> str:
@@ -135,6 +142,7 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
     behind: list[str] = []
     unready: list[str] = []
     soaking: list[tuple[str, datetime.timedelta]] = []
+    ready_since: list[datetime.datetime] = []
     for dependency in wave.depends_on:
         upstream = inputs.config.wave(dependency)
         for cluster in inputs.config.members(upstream):
@@ -146,8 +154,11 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
             if status.revision != candidate:
                 behind.append(f"{cluster} (at {short(status.revision)})")
             elif not status.ready or status.ready_since is None:
-                unready.append(cluster)
+                unready.append(
+                    f"{cluster} ({status.progressing})" if status.progressing else cluster
+                )
             else:
+                ready_since.append(status.ready_since)
                 remaining = status.ready_since + wave.soak - inputs.now
                 if remaining > datetime.timedelta(0):
                     soaking.append((cluster, remaining))
@@ -173,7 +184,12 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
             Action.WAIT,
             f"waiting for {', '.join(unready)} to be Ready at {short(candidate)}",
             candidate,
-            clusters=tuple(unready),
+            clusters=tuple(u.split(" ")[0] for u in unready),
+        )
+    pending = _verifications(inputs, wave, max(ready_since, default=None))
+    if failing := [reason for failed, reason in pending if failed]:
+        return Decision(
+            wave.name, Action.WAIT, f"verification failing: {'; '.join(failing)}", candidate
         )
     if soaking:
         longest = max(remaining for _, remaining in soaking)
@@ -184,7 +200,27 @@ def _gate(inputs: Inputs, wave: Wave, candidate: str) -> Decision | None:
             candidate,
             clusters=tuple(c for c, _ in soaking),
         )
+    if pending:
+        return Decision(
+            wave.name,
+            Action.WAIT,
+            f"verifying {short(candidate)}: {'; '.join(reason for _, reason in pending)}",
+            candidate,
+        )
     return None
+
+
+def _verifications(
+    inputs: Inputs, wave: Wave, ready_since: datetime.datetime | None
+) -> list[tuple[bool, str]]:
+    """``(failing, "check: reason")`` for each of the wave's checks that does not pass."""
+    pending = []
+    for check in wave.verify:
+        state = inputs.checks.get((wave.name, check.name))
+        why = verification.waiting(state, soak=wave.soak, now=inputs.now, ready_since=ready_since)
+        if why is not None:
+            pending.append((why[0], f"{check.name} {why[1]}"))
+    return pending
 
 
 def _duration(delta: datetime.timedelta) -> str:

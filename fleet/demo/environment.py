@@ -35,6 +35,7 @@ from fleet.localkube.gitserver import (
     seed_repository,
 )
 from fleet.localkube.process import ManagedProcess, wait_until
+from fleet.localkube.prometheus import LocalPrometheus
 from fleet.source import GitAuth
 
 CLUSTERS = ("dev", "staging", "prod")
@@ -52,6 +53,30 @@ def example_repository() -> Path:
 
 
 WAVE_REF = "refs/heads/fleet/wave/"
+VERIFIED_WAVE = "staging"
+"""The wave whose gate the demo's Prometheus check guards (over dev's clusters)."""
+DRIFT_STORM_QUERY = 'sum(increase(fleet_drift_corrections_total{cluster=~"{clusters}"}[10m])) < 20'
+"""Promote from dev only while Prometheus scrapes its agents and they are not fighting a
+drift storm (fewer than 20 corrections in 10 minutes)."""
+
+
+def with_verification(example: Path, into: Path, prometheus_url: str) -> Path:
+    """A copy of the example repository whose ``staging`` wave is verified by the demo's
+    Prometheus: the address is only known once the demo picked its port."""
+    shutil.copytree(example, into, symlinks=True)
+    fleet_yaml = into / "fleet.yaml"
+    config = yaml.safe_load(fleet_yaml.read_text())
+    for wave in config["waves"]:
+        if wave["name"] == VERIFIED_WAVE:
+            wave["verify"] = [
+                {
+                    "name": "no-drift-storm",
+                    "interval": "5s",
+                    "prometheus": {"address": prometheus_url, "query": DRIFT_STORM_QUERY},
+                }
+            ]
+    fleet_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+    return into
 
 
 @dataclasses.dataclass
@@ -63,6 +88,7 @@ class DemoFleet:
     git: GitDaemon
     agents: dict[str, ManagedProcess]
     metrics_ports: dict[str, int]
+    prometheus: LocalPrometheus
     seeded_revision: str
     hub: ManagedProcess
     hub_url: str
@@ -186,7 +212,13 @@ def demo_fleet(
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    for tool in (toolchain.KUBERNETES, toolchain.ETCD, toolchain.KWOK, toolchain.KUSTOMIZE):
+    for tool in (
+        toolchain.KUBERNETES,
+        toolchain.ETCD,
+        toolchain.KWOK,
+        toolchain.KUSTOMIZE,
+        toolchain.PROMETHEUS,
+    ):
         toolchain.build(tool)
 
     say(f"► starting clusters {', '.join(names)}")
@@ -195,9 +227,12 @@ def demo_fleet(
         say(f"✔ clusters ready in {time.monotonic() - started:.1f}s")
         served = root / "git"
         served.mkdir()
-        revision = seed_repository(
-            example_repository(), served / REPOSITORY, message="Example fleet repository"
+        ports = {name: free_port() for name in names}
+        prometheus = LocalPrometheus(
+            root / "prometheus", {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         )
+        content = with_verification(example_repository(), root / "example", prometheus.url)
+        revision = seed_repository(content, served / REPOSITORY, message="Example fleet repository")
         with git_daemon(served, root / "git-daemon") as daemon:
             hub_port = free_port()
             hub_url = f"http://127.0.0.1:{hub_port}"
@@ -217,12 +252,13 @@ def demo_fleet(
                 _fleet("hub", "serve", f"--config={config}", "--log-level=warning"),
                 root / "hub",
             )
-            ports = {c.name: free_port() for c in clusters}
             agents = {
                 c.name: _agent(c, daemon.url(REPOSITORY), root, ports[c.name], hub_url)
                 for c in clusters
             }
             try:
+                prometheus.start()
+                say(f"✔ Prometheus at {prometheus.url} scraping the agents")
                 hub.start()
                 wait_until(lambda: port_open(hub_port), timeout=60, what="the hub", processes=[hub])
                 say(f"✔ hub at {hub_url} (admin token in {admin})")
@@ -235,6 +271,7 @@ def demo_fleet(
                     daemon,
                     agents,
                     ports,
+                    prometheus,
                     revision,
                     hub,
                     hub_url,
@@ -244,3 +281,4 @@ def demo_fleet(
                 for agent in agents.values():
                     agent.stop()
                 hub.stop()
+                prometheus.stop()

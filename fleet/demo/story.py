@@ -1,6 +1,7 @@
 """The demo's walkthrough: the product's core story, step by step, against a running demo.
 
-1. A commit to main flows dev -> staging (after the soak) -> waits for approval -> prod.
+1. A commit to main flows dev -> staging (after the soak, and once a Prometheus query over
+   dev held for it) -> waits for approval -> prod.
 2. ``kubectl scale`` of a managed Deployment is reverted at once.
 3. A bad commit is halted in dev and rolled back automatically; staging and prod never
    see it.
@@ -137,6 +138,10 @@ class Story:
         self.say(f"  ✔ dev runs {sha[:7]} ({time.monotonic() - started:.1f}s)")
         self.wait("staging to run it", lambda: self.cluster_at("staging", sha))
         self.say(f"  ✔ staging runs {sha[:7]} after the soak ({time.monotonic() - started:.1f}s)")
+        for check in self.wave("staging").get("checks", []):
+            if not check["holds"]:
+                raise StoryFailed(f"staging was promoted while {check['name']} did not hold")
+            self.say(f"  ✔ Prometheus check {check['name']} held: {check['detail']}")
 
         def prod_awaits_approval() -> dict[str, Any] | None:
             prod = self.wave("prod")

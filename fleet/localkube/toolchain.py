@@ -41,6 +41,8 @@ HELM_VERSION = "v3.20.2"
 # says `go 1.27.0`, v1.9.6 says `go 1.26.0`.
 FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.6"
 FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
+# Prometheus 3.x is published to the module proxy as v0.3xx (3.16.0 is v0.316.0).
+PROMETHEUS_VERSION = "v0.316.0"
 
 
 def cache_dir() -> Path:
@@ -83,7 +85,9 @@ ETCD = Tool("etcd", ETCD_VERSION, ("etcd",))
 KWOK = Tool("kwok", KWOK_VERSION, ("kwok",), files=("stages.yaml",))
 KUSTOMIZE = Tool("kustomize", KUSTOMIZE_VERSION, ("kustomize",))
 HELM = Tool("helm", HELM_VERSION, ("helm",))
-TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM)}
+PROMETHEUS = Tool("prometheus", PROMETHEUS_VERSION, ("prometheus",))
+"""For the promotion waves' PromQL verification gates (tests and demo)."""
+TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, PROMETHEUS)}
 """The default set: what the tests and the demo need."""
 
 SOURCE_CONTROLLER = Tool(
@@ -248,6 +252,7 @@ _INSTALL_PACKAGES = {
     "kwok": "sigs.k8s.io/kwok/cmd/kwok",
     "kustomize": "sigs.k8s.io/kustomize/kustomize/v5",
     "helm": "helm.sh/helm/v3/cmd/helm",
+    "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
 }
 
 
@@ -255,15 +260,37 @@ def _build_by_install(tool: Tool, workdir: Path, out: Path, env: dict[str, str])
     env = dict(env, GOBIN=str(out))
     package = _INSTALL_PACKAGES[tool.name]
     ldflags = "-s -w"
+    tags = ""
     if tool.name == "helm":
         ldflags += f" -X helm.sh/helm/v3/internal/version.version={tool.version}"
+    if tool.name == "prometheus":
+        # No service-discovery plugins (cloud SDKs: most of the build): static and file
+        # targets are all the gates need. The UI is not embedded; the HTTP API is served.
+        tags = "remove_all_sd"
+        ldflags += f" -X github.com/prometheus/common/version.Version={_prometheus_release()}"
     _run(
-        ["go", "install", "-trimpath", "-ldflags", ldflags, f"{package}@{tool.version}"],
+        [
+            "go",
+            "install",
+            "-trimpath",
+            "-tags",
+            tags,
+            "-ldflags",
+            ldflags,
+            f"{package}@{tool.version}",
+        ],
         workdir,
         env,
     )
     if tool.name == "kwok":
         _write_kwok_stages(tool, workdir, out, env)
+
+
+def _prometheus_release() -> str:
+    """``v0.316.0`` -> ``3.16.0``: the release the module version stands for."""
+    minor = int(PROMETHEUS_VERSION.lstrip("v").split(".")[1])
+    patch = PROMETHEUS_VERSION.rsplit(".", 1)[1]
+    return f"{minor // 100}.{minor % 100}.{patch}"
 
 
 # kwok ships its node and pod lifecycles as Stage manifests beside its source; without
@@ -398,6 +425,7 @@ _BUILDERS = {
     "kwok": _build_by_install,
     "kustomize": _build_by_install,
     "helm": _build_by_install,
+    "prometheus": _build_by_install,
     "source-controller": _build_flux_controller,
     "kustomize-controller": _build_flux_controller,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -37,6 +38,64 @@ class ClusterEntry(common.FluxModel):
         return name
 
 
+class PrometheusCheck(common.FluxModel):
+    address: str
+    """Base URL of a Prometheus HTTP API (``http://prometheus:9090``)."""
+    query: str
+    """PromQL read as an alerting rule reads it: it holds while it returns at least one
+    sample (write the condition as a filter, ``rate(...) < 0.01``), or a scalar that is
+    not 0. ``{clusters}`` becomes a regular expression matching the dependency waves'
+    clusters, ``{wave}`` the wave being promoted into."""
+
+    @pydantic.field_validator("address")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class HttpCheck(common.FluxModel):
+    url: str
+    """Fetched once per cluster of the dependency waves with ``{cluster}`` replaced by its
+    name; holds while every one answers 2xx."""
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _http_url(value.replace("{cluster}", "cluster"), value)
+
+
+class Verification(common.FluxModel):
+    """A check that must hold, continuously for the wave's soak, before a revision enters."""
+
+    name: str
+    interval: common.PositiveDuration = datetime.timedelta(seconds=30)
+    """How often the hub evaluates it."""
+    timeout: common.PositiveDuration = datetime.timedelta(seconds=10)
+    """One evaluation that takes longer fails (and the hold restarts)."""
+    prometheus: PrometheusCheck | None = None
+    http: HttpCheck | None = None
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(f'"{name}" is not a valid check name (lowercase DNS label)')
+        return name
+
+    @pydantic.model_validator(mode="after")
+    def _one_kind(self) -> Verification:
+        if (self.prometheus is None) == (self.http is None):
+            raise ValueError(f'check "{self.name}" needs exactly one of prometheus or http')
+        return self
+
+
+def _http_url(value: str, shown: str | None = None) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f'"{shown or value}" is not an http(s) URL')
+    return shown or value
+
+
 class Wave(common.FluxModel):
     name: str
     clusters: list[str] = pydantic.Field(default_factory=list)
@@ -55,6 +114,8 @@ class Wave(common.FluxModel):
     """Stale or unreachable clusters of a dependency that may be skipped by the gate."""
     ref: str | None = None
     """The Git ref its clusters follow; default ``refs/heads/fleet/wave/<name>``."""
+    verify: list[Verification] = pydantic.Field(default_factory=list)
+    """Checks over the dependency waves' clusters that must hold for the soak too."""
 
     @pydantic.field_validator("name")
     @classmethod
@@ -124,6 +185,13 @@ class FleetConfig(common.FluxModel):
                         f'cluster "{member}" is in waves "{owner[member]}" and "{wave.name}"',
                     )
                 owner[member] = wave.name
+        for index, wave in enumerate(self.waves):
+            _unique([v.name for v in wave.verify], f"waves[{index}].verify", "check")
+            if wave.verify and not wave.depends_on:
+                raise _at(
+                    f"waves[{index}].verify",
+                    f'wave "{wave.name}" has no dependsOn: there is nothing to verify',
+                )
         problems = plan.find_dependency_problems({w.name: w.depends_on for w in self.waves})
         for index, wave in enumerate(self.waves):
             message = problems.message(wave.name)

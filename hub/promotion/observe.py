@@ -8,13 +8,13 @@ records become ``WaveState``s; and the decisions become the API's view of each w
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fleet.core import promotion
 from fleet.core.promotion import ClusterStatus, Decision, Inputs, WaveState
-from fleet.models.fleetconfig import FleetConfig, Wave
-from fleet.report import ClusterReport
+from fleet.models.fleetconfig import FleetConfig, Verification, Wave
+from fleet.report import ClusterReport, UnitReport
 from hub import api
 from hub.store.promotions import Readiness, ReadinessChanges, WaveRecord
 
@@ -39,25 +39,33 @@ class Observation:
     ready: bool
     failing: str | None = None
     attempted: str | None = None
+    progressing: str | None = None
+    """Why a cluster whose units are Ready is not yet Ready at one release."""
 
 
 def observe(report: ClusterReport) -> Observation:
-    """The commit every active Kustomization applied (None when they disagree), whether
-    every active unit is Ready there and not half way to a newer one, and which units
-    failed at which commit.
+    """The fleet commit every active Kustomization of the fleet repository applied (None
+    when they disagree), whether every active unit is Ready there and not half way to a
+    newer one, and which units failed at which commit.
 
-    A HelmRelease unit's revisions are its chart version and values, not commits: it
-    counts for readiness and failure, while the commit comes from the Kustomizations.
+    Kustomizations of other Git sources (an app team's repository) do not take part in
+    the fleet commit; within each such source the units must agree on one revision, else
+    the cluster is progressing and ``progressing`` says which source. A HelmRelease unit's
+    revisions are its chart version and values, not commits: it counts for readiness and
+    failure, while the commit comes from the Kustomizations.
     """
     active = [unit for unit in report.units if not unit.suspended]
     if not active:
         revision = commit_of(report.source.revision)
         return Observation(revision, revision is not None and report.source.ready, None, revision)
-    from_git = [unit for unit in active if unit.kind == "Kustomization"] or active
+    kustomizations = [unit for unit in active if unit.kind == "Kustomization"]
+    from_git = [unit for unit in kustomizations if not unit.source] or kustomizations or active
     applied = {commit_of(unit.last_applied_revision) for unit in from_git}
     revision = applied.pop() if len(applied) == 1 else None
+    progressing = _other_sources_progressing(u for u in kustomizations if u.source)
     ready = (
         revision is not None
+        and progressing is None
         and all(unit.ready == "True" for unit in active)
         and all(commit_of(u.last_attempted_revision) in (None, revision) for u in from_git)
     )
@@ -74,7 +82,23 @@ def observe(report: ClusterReport) -> Observation:
         ),
         revision,
     )
-    return Observation(revision, ready, failing, attempted)
+    return Observation(revision, ready, failing, attempted, progressing)
+
+
+def _other_sources_progressing(units: Iterable[UnitReport]) -> str | None:
+    """Why the units of the other Git sources do not stand at one revision each, or None."""
+    by_source: dict[str, list[UnitReport]] = {}
+    for unit in units:
+        by_source.setdefault(unit.source, []).append(unit)
+    for source, members in sorted(by_source.items()):
+        applied = sorted({promotion.short(commit_of(u.last_applied_revision)) for u in members})
+        if len(applied) > 1:
+            return f"units of {source} run different revisions ({', '.join(applied)})"
+        for unit in members:
+            attempted = commit_of(unit.last_attempted_revision)
+            if attempted not in (None, commit_of(unit.last_applied_revision)):
+                return f"{unit.key} is applying {promotion.short(attempted)} of {source}"
+    return None
 
 
 def cluster_status(
@@ -97,6 +121,7 @@ def cluster_status(
         ready_since=ready_since,
         failing=observation.failing,
         attempted=observation.attempted,
+        progressing=observation.progressing,
         reported_at=_utc(last_seen) if last_seen is not None else None,
     )
 
@@ -205,6 +230,19 @@ def wave_view(inputs: Inputs, decision: Decision) -> api.WaveStatus:
         paused=state.paused,
         clusters=inputs.config.members(wave),
         last_good=state.last_good,
+        checks=[check_view(inputs, wave, check) for check in wave.verify],
+    )
+
+
+def check_view(inputs: Inputs, wave: Wave, check: Verification) -> api.CheckStatus:
+    state = inputs.checks.get((wave.name, check.name))
+    return api.CheckStatus(
+        name=check.name,
+        kind="prometheus" if check.prometheus is not None else "http",
+        holds=None if state is None else state.holding_since is not None,
+        holding_since=state.holding_since if state else None,
+        checked_at=state.checked_at if state else None,
+        detail=state.detail if state else "",
     )
 
 

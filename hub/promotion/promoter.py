@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -44,8 +44,9 @@ from hub.notify import Alert, Dispatcher
 from hub.promotion import observe, records
 from hub.promotion.observe import Observation
 from hub.promotion.repository import FleetRepository, Snapshot
-from hub.store import Store
-from hub.store.promotions import Entry, NewEntry, WaveChange, WaveRecord
+from hub.promotion.verify import Verifier
+from hub.store import Store, StoredEvent
+from hub.store.promotions import Entry, NewEntry, WaveChange, WaveEvent, WaveRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,17 @@ PROMOTION_HALTED = "PromotionHalted"
 PROMOTION_FINISHED = "PromotionFinished"
 ROLLED_BACK = "RolledBack"
 APPROVAL_REQUIRED = "ApprovalRequired"
+
+WAVE_EVENTS = {
+    "promote": (PROMOTION_STARTED, "Normal"),
+    "finish": (PROMOTION_FINISHED, "Normal"),
+    "halt": (PROMOTION_HALTED, "Warning"),
+    "rollback": (ROLLED_BACK, "Warning"),
+    "approve": ("PromotionApproved", "Normal"),
+    "pause": ("PromotionPaused", "Normal"),
+    "resume": ("PromotionResumed", "Normal"),
+}
+"""Record action -> (reason, type) of the Event it leaves on the wave's clusters."""
 
 
 class PromotionRefused(Exception):
@@ -79,6 +91,10 @@ class PromotionHost(Protocol):
     def stale_after(self) -> datetime.timedelta: ...
 
     def clock(self) -> float: ...
+
+    def event_feed(self, event: StoredEvent) -> dict[str, Any]:
+        """The ``event`` change-feed payload of a stored event."""
+        ...
 
     def changes_written(self) -> None:
         """Wake the change-feed streams: something was appended."""
@@ -130,6 +146,7 @@ class Promoter:
         self._actions: dict[str, api.PromotionAction] = {}
         self._approvals_announced: set[tuple[str, str]] = set()
         """(wave, revision) pairs already announced as waiting for approval, per process."""
+        self.verifier = Verifier(host.clock, self.poke)
         self.leader = False
         """Whether this replica held the promoter lease at its last pass."""
 
@@ -145,7 +162,12 @@ class Promoter:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Passes until cancelled: a fetch every ``interval``, a decision on every poke."""
-        task_status.started()
+        async with anyio.create_task_group() as group:
+            await group.start(self.verifier.run)
+            task_status.started()
+            await self._passes()
+
+    async def _passes(self) -> None:
         next_fetch = 0.0
         try:
             while True:
@@ -203,6 +225,7 @@ class Promoter:
             if self.leader:
                 await self._write_records()
             return False
+        self.verifier.configure(snapshot.config)
         inputs = await self._gather(snapshot, now)
         decisions = promotion.decide(inputs)
         await self._set_view(
@@ -262,6 +285,7 @@ class Promoter:
             now=datetime.datetime.fromtimestamp(now, datetime.UTC),
             stale_after=self.host.stale_after,
             source_ref=self.source_ref,
+            checks=self.verifier.states(),
         )
         return self._inputs
 
@@ -345,6 +369,8 @@ class Promoter:
             passed.append(f"{what} Ready at {promotion.short(revision)}{soak}")
         else:
             passed.append(f"new commit on {self.config.branch}")
+        if wave.verify:
+            passed.append(f"verified by {', '.join(check.name for check in wave.verify)}")
         state = inputs.waves[wave.name]
         if wave.approval == "required" and revision in state.approvals:
             passed.append("approved")
@@ -439,6 +465,19 @@ class Promoter:
                 ok = await self._move(ref, commit, current) and ok
         return ok
 
+    def _wave_event(self, entry: NewEntry) -> WaveEvent | None:
+        """The Event each of the wave's clusters gets for this record."""
+        config = self._inputs.config if self._inputs else None
+        if config is None or entry.wave not in {wave.name for wave in config.waves}:
+            return None
+        reason, kind = WAVE_EVENTS.get(entry.action, (f"Promotion{entry.action.title()}", "Normal"))
+        return WaveEvent(
+            config.members(config.wave(entry.wave)),
+            kind,
+            reason,
+            f"{records.subject(entry)}: {entry.why}",
+        )
+
     def _members(self, wave: Wave) -> list[str]:
         assert self._inputs is not None
         return self._inputs.config.members(wave)
@@ -449,6 +488,8 @@ class Promoter:
             change,
             self.host.clock(),
             lambda saved: api.StreamPromotion(record=record_of(saved)).wire(),
+            self._wave_event(entry),
+            self.host.event_feed,
         )
         self.host.changes_written()
         return stored

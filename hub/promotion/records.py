@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from fleet.core.promotion import short
-from hub.store.promotions import Entry
+from hub.store.promotions import Entry, NewEntry
 
 RECORDS_DIR = "records"
 
@@ -68,7 +68,7 @@ def render(entry: Entry) -> bytes:
     return yaml.safe_dump(document(entry), sort_keys=False, width=1000).encode()
 
 
-def subject(entry: Entry) -> str:
+def subject(entry: NewEntry) -> str:
     """The commit's first line: ``staging: promote 1a2b3c4 -> 5d6e7f8``."""
     where = f"{entry.wave}" + (f" batch {entry.batch}" if entry.batch is not None else "")
     revision = short(entry.revision)

@@ -1,6 +1,7 @@
 """The hub's persistent state: ``Store`` over SQLite (default) or PostgreSQL (replicas)."""
 
 from hub.store.database import Database, StoreError, open_database
+from hub.store.events import StoredEvent
 from hub.store.store import (
     ClusterRecord,
     EventInput,
@@ -9,7 +10,6 @@ from hub.store.store import (
     IngestOutcome,
     ReportContent,
     Store,
-    StoredEvent,
     TokenRecord,
 )
 

@@ -11,15 +11,28 @@ and the lease that lets one hub replica at a time move refs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.store.database import Connection, Database, Row
+from hub.store.events import StoredEvent, stored_event
 
 APPROVED = "approved"
 FAILED = "failed"
 LEASE_NAME = "promoter"
+
+
+@dataclass(frozen=True)
+class WaveEvent:
+    """The Event a promotion record leaves on each of the wave's clusters, so the events
+    API, the stream and the TUI show promotions, halts and rollbacks beside the clusters'
+    own events. Clusters that never reported get none."""
+
+    clusters: Sequence[str]
+    type: str
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -146,9 +159,12 @@ class PromotionStore:
         change: WaveChange,
         now: float,
         feed: Callable[[Entry], Mapping[str, Any]],
+        event: WaveEvent | None = None,
+        event_feed: Callable[[StoredEvent], Mapping[str, Any]] | None = None,
     ) -> Entry:
-        """Apply ``change``, append the history entry and its ``promotion`` feed item, all in
-        one transaction."""
+        """Apply ``change``, append the history entry and its ``promotion`` feed item, and
+        ``event`` on each of its clusters with its ``event`` feed item, all in one
+        transaction."""
 
         def write(connection: Connection) -> Entry:
             _change(connection, entry.wave, change, entry.who, now)
@@ -169,6 +185,14 @@ class PromotionStore:
                 "INSERT INTO changes (type, cluster, payload, created_at) VALUES (?, ?, ?, ?)",
                 ("promotion", entry.wave, json.dumps(dict(feed(stored))), now),
             )
+            if event is not None:
+                for added in _wave_events(connection, stored, event, now):
+                    payload = dict(event_feed(added)) if event_feed else {}
+                    connection.execute(
+                        "INSERT INTO changes (type, cluster, payload, created_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        ("event", added.cluster, json.dumps(payload), now),
+                    )
             return stored
 
         return await self.database.run(write)
@@ -320,3 +344,30 @@ def _mark(
         " ON CONFLICT (wave, revision, kind) DO NOTHING",
         (wave, revision, kind, who, now),
     )
+
+
+def _wave_events(
+    connection: Connection, entry: Entry, event: WaveEvent, now: float
+) -> list[StoredEvent]:
+    added = []
+    for cluster in event.clusters:
+        rows = connection.execute(
+            "INSERT INTO events (cluster, fingerprint, time, type, reason, unit, object,"
+            " message, received_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM clusters WHERE name = ?)"
+            " ON CONFLICT (cluster, fingerprint) DO NOTHING RETURNING *",
+            (
+                cluster,
+                f"promotion/{entry.id}",
+                now,
+                event.type,
+                event.reason,
+                f"wave/{entry.wave}",
+                "",
+                event.message,
+                now,
+                cluster,
+            ),
+        )
+        added += [stored_event(row) for row in rows]
+    return added

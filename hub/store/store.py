@@ -16,6 +16,7 @@ from typing import Any
 
 from hub.store import schema
 from hub.store.database import Connection, Database, Row, StoreError, open_database
+from hub.store.events import StoredEvent, stored_event
 from hub.store.promotions import PromotionStore
 
 DEFAULT_HISTORY_PER_CLUSTER = 10
@@ -72,19 +73,6 @@ class ClusterRecord:
     def labels(self) -> dict[str, str]:
         """Report labels overlaid by the token's: an admin's labels win over an agent's."""
         return {**self.report_labels, **self.token_labels}
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    id: int
-    cluster: str
-    fingerprint: str
-    time: float
-    type: str
-    reason: str
-    unit: str
-    object: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -202,20 +190,6 @@ def _cluster(row: Row, drift: int = 0) -> ClusterRecord:
         heartbeat_seconds=row["heartbeat_seconds"],
         stale=bool(row["stale"]),
         drift_24h=drift,
-    )
-
-
-def _event(row: Row) -> StoredEvent:
-    return StoredEvent(
-        id=row["id"],
-        cluster=row["cluster"],
-        fingerprint=row["fingerprint"],
-        time=row["time"],
-        type=row["type"],
-        reason=row["reason"],
-        unit=row["unit"],
-        object=row["object"],
-        message=row["message"],
     )
 
 
@@ -439,7 +413,7 @@ class Store:
         )
         _keep_newest(connection, "report_history", ingest.cluster, self.history_per_cluster)
         new_events = [
-            _event(row)
+            stored_event(row)
             for event in content.events
             for row in connection.execute(
                 "INSERT INTO events (cluster, fingerprint, time, type, reason, unit, object,"
@@ -532,7 +506,7 @@ class Store:
             ),
             write=False,
         )
-        return [_event(row) for row in rows]
+        return [stored_event(row) for row in rows]
 
     async def append_changes(
         self, items: Sequence[tuple[str, str, dict[str, Any]]], now: float

@@ -29,6 +29,7 @@ def agent_process(
     status_branch: str | None = None,
     work_dir: Path | None = None,
     debug_log: bool = True,
+    metrics_address: str = "",
 ) -> ManagedProcess:
     """The agent for ``clusters/<name>``, its process files in ``work``; by default it
     checks out into ``work/work`` and logs JSON at debug level to its log file."""
@@ -44,7 +45,7 @@ def agent_process(
         f"--interval={interval}",
         f"--namespace={namespace}",
         f"--work-dir={work_dir or work / 'work'}",
-        "--metrics-address=",
+        f"--metrics-address={metrics_address}",
     ]
     if ref:
         args.append(f"--ref={ref}")
@@ -97,10 +98,12 @@ def hub_agents(
     ref_prefix: str | None = None,
     heartbeat: str | None = None,
     status_branch: str | None = None,
+    metrics_addresses: Mapping[str, str] | None = None,
 ) -> Iterator[dict[str, ManagedProcess]]:
     """One started agent process per cluster, each with its own hub token and the label
     ``env=<name>`` that waves select on, fetching only every 10 minutes so that whatever
-    reaches them comes from the hub; all stopped on exit."""
+    reaches them comes from the hub; all stopped on exit. ``metrics_addresses`` turns on
+    the metrics endpoint of the agents it names."""
     agents: dict[str, ManagedProcess] = {}
     started: list[ManagedProcess] = []
     try:
@@ -122,6 +125,7 @@ def hub_agents(
                 status_branch=status_branch,
                 work_dir=tmp_path / "agents",
                 debug_log=False,
+                metrics_address=(metrics_addresses or {}).get(name, ""),
             )
             agents[name].start()
             started.append(agents[name])

@@ -13,160 +13,20 @@ reconcile command the promoter queues on their command streams.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import yaml
 
 from fleet.localkube.cluster import LocalCluster
-from fleet.localkube.process import ManagedProcess
 from hub.config import HubConfig
 from tests.e2e.agentprocess import hub_agents
+from tests.e2e.promotionkit import CLUSTERS, WAVE, Fleet, fleet_files, waiter
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.hubserver import create_token, running_hub
-from tests.objects import deployment
 
 pytestmark = pytest.mark.timeout(600)
-
-CLUSTERS = ("dev", "staging", "prod")
-WAVE = "refs/heads/fleet/wave/"
-UNSCHEDULABLE = {"fleet.dev/no-such-node": "true"}
-FLEET = {
-    "apiVersion": "fleet.dev/v1alpha1",
-    "kind": "Fleet",
-    "clusters": [{"name": name, "labels": {"env": name}} for name in CLUSTERS],
-    "waves": [
-        {"name": "dev", "selector": {"env": "dev"}, "rollback": "auto"},
-        {"name": "staging", "selector": {"env": "staging"}, "dependsOn": ["dev"], "soak": "2s"},
-        {
-            "name": "prod",
-            "selector": {"env": "prod"},
-            "dependsOn": ["staging"],
-            "approval": "required",
-        },
-    ],
-}
-
-
-def fleet_files(namespace: str, color: str, *, broken: bool = False) -> dict[str, str]:
-    """fleet.yaml, one ``apps`` Kustomization per cluster (waits for health, 10 s at most)
-    and the app: a namespace, a ConfigMap and a Deployment whose pods change with color."""
-    files = {"fleet.yaml": yaml.safe_dump(FLEET)}
-    for cluster in CLUSTERS:
-        files[f"clusters/{cluster}/apps.yaml"] = yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                "kind": "Kustomization",
-                "metadata": {"name": "apps", "namespace": "flux-system"},
-                "spec": {
-                    "interval": "10m",
-                    "retryInterval": "2s",
-                    "timeout": "10s",
-                    "path": "./apps",
-                    "prune": True,
-                    "wait": True,
-                    "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-                },
-            }
-        )
-    app = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "settings", "namespace": namespace},
-            "data": {"color": color},
-        },
-        deployment(namespace, "web", annotations={"color": color}),
-    ]
-    if broken:
-        app.append(
-            deployment(
-                namespace, "broken", annotations={"color": color}, nodeSelector=UNSCHEDULABLE
-            )
-        )
-    files["apps/app.yaml"] = yaml.safe_dump_all(app)
-    return files
-
-
-class Fleet:
-    """The hub's view, the repository's refs and the CLI, for the test's assertions."""
-
-    def __init__(self, hub_url: str, admin_file: Path, repo: WorkingClone) -> None:
-        self.hub_url = hub_url
-        self.admin_file = admin_file
-        self.repo = repo
-        self.http = httpx.Client(
-            base_url=hub_url,
-            headers={"Authorization": f"Bearer {admin_file.read_text()}"},
-            timeout=10,
-        )
-
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.http.get(path, params=params)
-        response.raise_for_status()
-        return response.json()
-
-    def wave(self, name: str) -> dict[str, Any]:
-        waves = self.get("/api/v1/promotions")["waves"]
-        return next((w for w in waves if w["name"] == name), {})
-
-    def running(self, cluster: str, sha: str) -> bool:
-        """The cluster reports every unit applied at ``sha`` and Ready."""
-        summary = self.get(f"/api/v1/clusters/{cluster}")
-        units = (summary["report"] or {}).get("units", [])
-        return (
-            summary["cluster"]["health"] == "Ready"
-            and bool(units)
-            and all(str(u.get("lastAppliedRevision", "")).endswith(sha) for u in units)
-        )
-
-    def revisions_seen(self, cluster: str) -> set[str]:
-        history = self.get(f"/api/v1/clusters/{cluster}/history", limit=1000)["items"]
-        return {
-            str(unit.get("lastAppliedRevision", "")).rpartition(":")[2]
-            for entry in history
-            for unit in entry["report"]["units"]
-        } | {
-            str(entry["report"]["source"].get("revision", "")).rpartition(":")[2]
-            for entry in history
-        }
-
-    def ref(self, name: str) -> str | None:
-        line = self.repo.git("ls-remote", "origin", name)
-        return line.split()[0] if line else None
-
-    def records(self) -> list[str]:
-        self.repo.git("fetch", "--quiet", "origin", "+fleet/promotions:refs/remotes/records")
-        log = self.repo.git("log", "--reverse", "--format=%s", "refs/remotes/records")
-        return log.splitlines()
-
-    def promote(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``fleet promote ...`` as a user runs it: a separate process."""
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "fleet.cli.main",
-                "promote",
-                *args,
-                "--hub",
-                self.hub_url,
-                "--token-file",
-                str(self.admin_file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
 
 
 def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
@@ -207,7 +67,7 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
             ref_prefix=WAVE,
             heartbeat="1s",
         ) as agents:
-            wait = _waiter(fleet, agents)
+            wait = waiter(fleet, agents)
             wait(lambda: all(fleet.running(c, first) for c in CLUSTERS), 120, "blue everywhere")
             wait(lambda: fleet.wave("prod").get("lastGood") == first, 20, "prod's last good")
 
@@ -290,23 +150,3 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
             assert fleet.ref(f"{WAVE}staging") == second
     print(f"\nmanual rollback of prod -> prod Ready at the old revision: {rollback_seconds:.2f}s")
     print(shown.stdout)
-
-
-def _waiter(fleet: Fleet, agents: dict[str, ManagedProcess]) -> Callable[..., Any]:
-    def wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            for agent in agents.values():
-                agent.check_running()
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {a.name}:\n{a.log_tail(30)}" for a in agents.values())
-                status = fleet.get("/api/v1/promotions")
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}; promotions: {status}\n{tails}"
-                )
-            time.sleep(0.1)
-
-    return wait

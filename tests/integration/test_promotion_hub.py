@@ -214,6 +214,7 @@ def test_a_commit_flows_through_dev_and_staging_then_waits_for_approval(
         "paused": False,
         "clusters": ["prod-1", "prod-2"],
         "lastGood": None,
+        "checks": [],
     }
     assert promotions.status()["error"] is None
 
@@ -384,6 +385,20 @@ def test_a_failing_revision_rolls_dev_back_by_itself_and_never_reaches_staging(
     assert "failed on dev (flux-system/apps: HealthCheckFailed)" in halted["message"]
     assert halted["labels"] == {"env": "dev", "fleet.dev/wave": "dev"}
     assert f"staging: promote {good[:7]} -> {bad[:7]}" not in promotions.records()
+
+    # The halt and the rollback are Events of dev's cluster too: the events API, the stream
+    # and the TUI's events screen show them beside the cluster's own events.
+    events = promotions.admin.get("/api/v1/clusters/dev/events").json()["items"]
+    wave_events = [
+        (e["type"], e["reason"], e["unit"], e["message"]) for e in events if e["unit"] == "wave/dev"
+    ]
+    assert ("Warning", "PromotionHalted", "wave/dev", f"dev: halt at {bad[:7]}: {halt['why']}") in (
+        wave_events
+    )
+    rolled_back = f"dev: roll back {bad[:7]} -> {good[:7]}: {rollback['why']}"
+    assert ("Warning", "RolledBack", "wave/dev", rolled_back) in wave_events
+    staging = promotions.admin.get("/api/v1/clusters/staging/events").json()
+    assert not any(e["reason"] == "RolledBack" for e in staging["items"])
 
 
 def test_an_invalid_fleet_yaml_halts_promotion_with_the_field_error(

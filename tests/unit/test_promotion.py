@@ -105,6 +105,16 @@ def test_staging_waits_while_dev_is_not_ready_at_the_revision() -> None:
     assert decision.action is Action.WAIT and "to be Ready" in decision.reason
 
 
+def test_a_progressing_cluster_is_named_with_its_reason() -> None:
+    why = "units of GitRepository/apps/app-repo run different revisions (ccccccc, ddddddd)"
+    dev = ClusterStatus("dev", NEW, False, None, attempted=NEW, reported_at=NOW, progressing=why)
+    decision = verdict(
+        "staging", {"dev": WaveState(NEW), "staging": WaveState(OLD)}, fleet_at(OLD, dev=dev)
+    )
+    assert decision.reason == f"waiting for dev ({why}) to be Ready at {NEW[:7]}"
+    assert decision.clusters == ("dev",)
+
+
 def test_staging_waits_for_the_soak_time() -> None:
     clusters = fleet_at(OLD, dev=ready("dev", NEW, minutes_ago=4))
     decision = verdict("staging", {"dev": WaveState(NEW), "staging": WaveState(OLD)}, clusters)

@@ -132,3 +132,37 @@ def test_wave_states_come_from_refs_and_the_hubs_records() -> None:
     assert states["prod"] == WaveState(
         NEW, (NEW, OLD), last_good=OLD, paused=True, failed=frozenset({"c"})
     )
+
+
+def from_app_repo(name: str, applied: str, attempted: str | None = None) -> UnitReport:
+    return UnitReport(
+        namespace="apps",
+        name=name,
+        ready="True",
+        source="GitRepository/apps/app-repo",
+        last_applied_revision=f"main@sha1:{applied}",
+        last_attempted_revision=f"main@sha1:{attempted or applied}",
+    )
+
+
+APP, APP2 = "c" * 40, "d" * 40
+
+
+def test_units_of_another_git_source_do_not_take_part_in_the_fleet_commit() -> None:
+    units = [unit("infra", NEW), from_app_repo("web", APP), from_app_repo("api", APP)]
+    seen = observe.observe(report("dev", units=units))
+    assert seen == Observation(NEW, True, None, NEW)
+
+
+def test_units_of_one_source_at_different_revisions_are_progressing_and_say_why() -> None:
+    units = [unit("infra", NEW), from_app_repo("web", APP), from_app_repo("api", APP2)]
+    seen = observe.observe(report("dev", units=units))
+    assert (seen.revision, seen.ready) == (NEW, False)
+    assert seen.progressing == (
+        f"units of GitRepository/apps/app-repo run different revisions ({APP[:7]}, {APP2[:7]})"
+    )
+    applying = [unit("infra", NEW), from_app_repo("web", APP, attempted=APP2)]
+    seen = observe.observe(report("dev", units=applying))
+    assert seen.progressing == f"apps/web is applying {APP2[:7]} of GitRepository/apps/app-repo"
+    status = observe.cluster_status("dev", seen, None, None)
+    assert status.progressing == seen.progressing and not status.ready

@@ -15,12 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet.core.promotion import Action, ClusterStatus, Inputs, WaveState, batches, decide
+from fleet.core.verification import CheckState
 from fleet.models.fleetconfig import FleetConfig, load_fleet_config
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC)
 REVISIONS = ["a" * 40, "b" * 40, "c" * 40]
 WAVES = ["dev", "staging", "prod"]
 
+VERIFY = ", verify: [{name: errors, prometheus: {address: 'http://127.0.0.1:9090', query: up}}]"
 revisions = st.sampled_from(REVISIONS)
 maybe_revision = st.one_of(st.none(), revisions)
 minutes = st.integers(min_value=0, max_value=120)
@@ -42,7 +44,8 @@ def fleets(draw: st.DrawFn) -> FleetConfig:
             f"approval: {draw(st.sampled_from(['none', 'required']))}, "
             f"rollback: {draw(st.sampled_from(['auto', 'manual']))}, "
             f"maxParallel: {draw(st.sampled_from(['null', '1', '50%']))}"
-            "}"
+            + (VERIFY if index and draw(st.booleans()) else "")
+            + "}"
         )
     text = "clusters: [{}]\nwaves:\n{}\n".format(
         ", ".join(f"{{name: {c}}}" for c in clusters), "\n".join(f"  - {w}" for w in waves)
@@ -96,7 +99,28 @@ def gate_inputs(draw: st.DrawFn) -> Inputs:
     else:
         reported = draw(st.sets(st.sampled_from(members)))
         clusters = {c: draw(cluster_status(c)) for c in sorted(reported)}
-    return Inputs(config=config, head=draw(revisions), waves=waves, clusters=clusters, now=NOW)
+    checks = {
+        (wave.name, check.name): draw(check_state())
+        for wave in config.waves
+        for check in wave.verify
+        if draw(st.integers(0, 4))
+    }
+    return Inputs(
+        config=config,
+        head=draw(revisions),
+        waves=waves,
+        clusters=clusters,
+        now=NOW,
+        checks=checks,
+    )
+
+
+@st.composite
+def check_state(draw: st.DrawFn) -> CheckState:
+    checked = NOW - datetime.timedelta(minutes=draw(st.integers(0, 130)))
+    holding = draw(st.one_of(st.none(), st.integers(0, 130)))
+    since = None if holding is None else checked - datetime.timedelta(minutes=holding)
+    return CheckState(holding_since=since, checked_at=checked, detail="generated")
 
 
 def coherent(cluster: str, revision: str, ready_minutes: int) -> ClusterStatus:
@@ -134,6 +158,22 @@ def test_the_gate_never_promotes_what_it_must_not(inputs: Inputs) -> None:
                 assert status.ready and status.ready_since is not None, f"{cluster} not Ready"
                 assert status.ready_since + wave.soak <= NOW, f"{cluster} has not soaked"
                 assert not status.failing
+        latest_ready = max(
+            (
+                inputs.clusters[c].ready_since or NOW
+                for d in wave.depends_on
+                for c in inputs.config.members(inputs.config.wave(d))
+            ),
+            default=NOW,
+        )
+        for check in wave.verify:
+            held = inputs.checks.get((wave.name, check.name))
+            assert held is not None, f"{check.name} never evaluated"
+            assert held.holding_since is not None, f"{check.name} does not hold"
+            assert held.holding_since + wave.soak <= NOW, f"{check.name} held less than the soak"
+            assert held.checked_at is not None and held.checked_at >= latest_ready, (
+                f"{check.name} not evaluated since {wave.name}'s dependencies became Ready"
+            )
 
 
 @settings(max_examples=200, deadline=None)
