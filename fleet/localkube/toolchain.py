@@ -1,8 +1,9 @@
 """Build the Go tools fleet's tests and demo run, from source, cached by version.
 
-Kubernetes, etcd, kwok, kustomize, helm, the distribution registry, sops and age are built through the Go module proxy with
-the machine's own Go configuration. Each tool lands in ``<cache>/bin/<tool>-<version>/``
-and is rebuilt only when a binary is missing, so a warm cache costs nothing.
+Kubernetes, etcd, kwok, kustomize, helm, the distribution registry, sops and age are built
+through the Go module proxy with the machine's own Go configuration. Each tool lands in
+``<cache>/bin/<tool>-<version>/`` and is rebuilt only when a binary is missing, so a warm
+cache costs nothing.
 
 Flux's source-controller and kustomize-controller (``FLUX_TOOLS``) are built the same way
 for the benchmarks only: ``python -m fleet.localkube.toolchain flux`` (``make flux-bin``).

@@ -247,7 +247,9 @@ def test_path_escaping_the_checkout_is_refused(repo: Path, path: str) -> None:
         kustomize.render(repo, spec(path=path), {})
 
 
-@pytest.mark.parametrize("path", ["/apps/staging", "apps/staging", "./apps/staging", "/apps//staging/"])
+@pytest.mark.parametrize(
+    "path", ["/apps/staging", "apps/staging", "./apps/staging", "/apps//staging/"]
+)
 def test_path_with_a_leading_slash_is_taken_from_the_source_root(repo: Path, path: str) -> None:
     expected = kustomize.render(repo, spec(path="./apps/staging"), {}).objects
     assert expected
