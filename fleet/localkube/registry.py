@@ -3,25 +3,37 @@
 The binary is the one ``fleet.localkube.toolchain`` builds from source. The harness writes
 the registry's configuration itself: filesystem storage under the state folder, a free
 loopback port, and optionally htpasswd basic auth (bcrypt entries made with the system's
-libcrypt, so no Python package is needed) and TLS with a certificate from a CA of its own.
-The process is stopped by PID on the way out.
+libcrypt, so no Python package is needed), TLS with a certificate from a CA of its own,
+or token auth: the registry's ``auth.token`` pointed at a small token service run here
+(``TokenService``) that checks the same users with Basic auth and issues ES256 JWTs whose
+``x5c`` certificate chains to a root the registry trusts, as Docker's token protocol has it.
+The registry process is stopped by PID on the way out; the token service is a thread.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import http.server
+import json
 import secrets
 import ssl
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from fleet.localkube import pki, ports, toolchain
 from fleet.localkube.process import ManagedProcess, ProcessError
@@ -59,12 +71,122 @@ def htpasswd(users: Mapping[str, str]) -> str:
     return "".join(f"{user}:{bcrypt_hash(password)}\n" for user, password in users.items())
 
 
+SERVICE = "fleet-registry"
+ISSUER = "fleet-token-service"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenService:
+    """Docker's token protocol: ``GET /token?service=&scope=`` with Basic auth -> a JWT.
+
+    Grants every action a scope asks for to a user whose password matches; anonymous or
+    wrong credentials get 401. ``issued`` counts the tokens handed out.
+    """
+
+    def __init__(self, state_dir: Path, users: Mapping[str, str]) -> None:
+        self.users = dict(users)
+        self.issued = 0
+        authority = pki.CertificateAuthority(state_dir / "token-pki", "fleet-token-root")
+        signer = authority.issue_serving("token-signer", [HOST])
+        self.root_bundle = authority.pair.cert
+        key = serialization.load_pem_private_key(signer.key_pem(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self._key = key
+        certificate = x509.load_pem_x509_certificate(signer.cert_pem())
+        self._x5c = [
+            base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+        ]
+        self._server = http.server.ThreadingHTTPServer(
+            (HOST, ports.free_port(HOST)), self._handler()
+        )
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def realm(self) -> str:
+        return f"http://{HOST}:{self.port}/token"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def token(self, user: str, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": self._x5c}
+        claims = {
+            "iss": ISSUER,
+            "sub": user,
+            "aud": SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        signing_input = (
+            f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        )
+        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        self.issued += 1
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlparse(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                user = service._user(self.headers.get("Authorization", ""))
+                if url.path != "/token" or user is None:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", f'Basic realm="{ISSUER}"')
+                    self.end_headers()
+                    return
+                scopes = [s for value in query.get("scope", []) for s in value.split(" ") if s]
+                body = json.dumps({"token": service.token(user, scopes), "expires_in": 300})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def _user(self, authorization: str) -> str | None:
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        expected = self.users.get(user)
+        return user if expected is not None and secrets.compare_digest(expected, password) else None
+
+
 def configuration(
     storage: Path,
     port: int,
     *,
     htpasswd_path: Path | None = None,
     tls: pki.KeyPair | None = None,
+    token: TokenService | None = None,
 ) -> str:
     """The registry's YAML configuration (distribution ``version: 0.1`` format)."""
     http: dict[str, object] = {"addr": f"{HOST}:{port}", "secret": secrets.token_hex(16)}
@@ -78,6 +200,15 @@ def configuration(
     }
     if htpasswd_path is not None:
         config["auth"] = {"htpasswd": {"realm": REALM, "path": str(htpasswd_path)}}
+    if token is not None:
+        config["auth"] = {
+            "token": {
+                "realm": token.realm,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(token.root_bundle),
+            }
+        }
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -89,6 +220,8 @@ class RegistryOptions:
     """Basic-auth users and passwords; None serves without authentication."""
     tls: bool = False
     """Serve HTTPS with a certificate of a CA made for this registry (``ca_file``)."""
+    token_auth: bool = False
+    """With ``users``: Bearer tokens from a ``TokenService`` instead of htpasswd."""
 
 
 class LocalRegistry:
@@ -100,7 +233,10 @@ class LocalRegistry:
         self.port = ports.free_port(HOST)
         state_dir.mkdir(parents=True, exist_ok=True)
         htpasswd_path = None
-        if self.options.users is not None:
+        self.token_service: TokenService | None = None
+        if self.options.users is not None and self.options.token_auth:
+            self.token_service = TokenService(state_dir, self.options.users)
+        elif self.options.users is not None:
             htpasswd_path = state_dir / "htpasswd"
             htpasswd_path.write_text(htpasswd(self.options.users))
         self.ca_file: Path | None = None
@@ -111,7 +247,13 @@ class LocalRegistry:
             self.ca_file = authority.pair.cert
         self.config_path = state_dir / "config.yml"
         self.config_path.write_text(
-            configuration(state_dir / "data", self.port, htpasswd_path=htpasswd_path, tls=serving)
+            configuration(
+                state_dir / "data",
+                self.port,
+                htpasswd_path=htpasswd_path,
+                tls=serving,
+                token=self.token_service,
+            )
         )
         self.process = ManagedProcess(
             "registry",
@@ -132,6 +274,8 @@ class LocalRegistry:
         return f"oci://{self.host}/{repository}"
 
     def start(self, timeout: float = 60.0) -> None:
+        if self.token_service is not None:
+            self.token_service.start()
         self.process.start()
         context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         deadline = time.monotonic() + timeout
@@ -157,6 +301,8 @@ class LocalRegistry:
 
     def stop(self) -> None:
         self.process.stop()
+        if self.token_service is not None:
+            self.token_service.stop()
 
 
 @contextlib.contextmanager

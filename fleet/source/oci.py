@@ -19,9 +19,11 @@ import contextlib
 import dataclasses
 import gzip
 import hashlib
+import ipaddress
 import json
 import re
 import shutil
+import socket
 import ssl
 import tarfile
 import tempfile
@@ -131,6 +133,10 @@ class Registry:
     """``spec.insecure``: plain HTTP."""
     timeout: float = 60.0
     max_size: int = DEFAULT_MAX_SIZE
+    private_realms: bool = False
+    """Follow a token realm on a loopback, private or link-local address. Off by default,
+    as in Flux's client: the registry picks the realm, and could aim the agent (with the
+    credentials) at a service inside the cluster's network."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,6 +328,12 @@ class RegistryClient:
         if urlparse(realm).scheme != "https" and not self.registry.insecure:
             raise self._error(
                 errors.SourceAuthError, f"refusing to send credentials to non-HTTPS realm {realm}"
+            )
+        realm_host = urlparse(realm).hostname or ""
+        if not self.registry.private_realms and _private_address(realm_host):
+            raise self._error(
+                errors.SourceAuthError,
+                f"the registry's token realm {realm} is on a private address; refused",
             )
         query = {k: params[k] for k in ("service", "scope") if k in params}
         if "scope" not in query:
@@ -650,6 +662,19 @@ def extract_tar_gz(archive: Path, destination: Path, *, max_size: int, url: str 
             url=url,
             field="spec.layerSelector",
         ) from None
+
+
+def _private_address(host: str) -> bool:
+    """Whether ``host`` is (or resolves to) a loopback, private or link-local address."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return True  # unresolvable: nothing to send credentials to
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified:
+            return True
+    return False
 
 
 def _inside(root: Path, path: Path) -> bool:

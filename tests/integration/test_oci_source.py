@@ -425,3 +425,60 @@ def test_helm_oci_chart_version_range_is_resolved_and_pulled(
         oci.pull_chart(
             registry.oci_url("charts"), "demo", ">=1.0.0", tmp_path / "none", registry=transport
         )
+
+
+@pytest.fixture(scope="module")
+def tokened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    options = RegistryOptions(users={USER: PASSWORD}, token_auth=True)
+    with running_registry(tmp_path_factory.mktemp("registry-token"), options) as registry:
+        yield registry
+
+
+def test_bearer_token_flow_with_the_registrys_token_service(
+    tokened: LocalRegistry, home: Path, tmp_path: Path
+) -> None:
+    # flux's client refuses a token realm on a private address, so helm (oras) pushes here.
+    assert tokened.token_service is not None
+    helm_push(tokened, _chart(tmp_path / "chart", "1.2.3"), home)
+    pushed = tokened.token_service.issued
+    assert pushed > 0
+    transport = oci.Registry(
+        credentials=oci.Credentials(USER, PASSWORD), insecure=True, private_realms=True
+    )
+    chart = oci.pull_chart(
+        tokened.oci_url("charts"), "demo", "1.x", tmp_path / "out", registry=transport
+    )
+    assert chart.version == "1.2.3"
+    assert tokened.token_service.issued > pushed
+    artifact = oci.pull(
+        tokened.oci_url("charts/demo"),
+        oci.Reference(tag="1.2.3"),
+        tmp_path / "copy",
+        registry=transport,
+        layer_selector=oci.LayerSelector(oci.HELM_CHART_MEDIA_TYPE, "copy"),
+    )
+    assert artifact.revision == f"1.2.3@{chart.digest}"
+    with pytest.raises(errors.SourceAuthError, match="token service refused") as caught:
+        oci.pull_chart(
+            tokened.oci_url("charts"),
+            "demo",
+            "1.x",
+            tmp_path / "refused",
+            registry=oci.Registry(
+                credentials=oci.Credentials(USER, "nope-pw"), insecure=True, private_realms=True
+            ),
+        )
+    assert "nope-pw" not in str(caught.value)
+
+
+def test_token_realm_on_a_private_address_is_refused_by_default(
+    tokened: LocalRegistry, tmp_path: Path
+) -> None:
+    with pytest.raises(errors.SourceAuthError, match=r"realm .* is on a private address"):
+        oci.pull_chart(
+            tokened.oci_url("charts"),
+            "demo",
+            "*",
+            tmp_path / "out",
+            registry=oci.Registry(credentials=oci.Credentials(USER, PASSWORD), insecure=True),
+        )
