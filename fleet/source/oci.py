@@ -667,7 +667,7 @@ def extract_tar_gz(archive: Path, destination: Path, *, max_size: int, url: str 
 def _private_address(host: str) -> bool:
     """Whether ``host`` is (or resolves to) a loopback, private or link-local address."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except (OSError, UnicodeError):
         return True  # unresolvable: nothing to send credentials to
     for address in addresses:
