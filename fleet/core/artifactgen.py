@@ -117,7 +117,7 @@ def parse_spec(spec: Mapping[str, Any]) -> GeneratorSpec:
             raise ArtifactGenError(f"{where}.alias", f"{alias!r} is used twice")
         seen.add(alias)
         kind = str(raw.get("kind", ""))
-        if kind not in ("GitRepository", "OCIRepository", "Bucket", "HelmChart"):
+        if kind not in ("GitRepository", "OCIRepository", "Bucket"):
             raise ArtifactGenError(f"{where}.kind", f"{kind!r} is not a source kind")
         sources.append(
             SourceRef(alias, kind, str(raw.get("name", "")), str(raw.get("namespace") or ""))
