@@ -27,7 +27,8 @@ flux-bin:
 	$(PYTHON) -m fleet.localkube.toolchain flux
 
 ## System packages the integration tests need: sshd for the Git-over-SSH tests, PostgreSQL
-## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend.
+## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend, gnupg
+## for the SOPS test with a PGP key.
 system-deps:
 	@if [ -x /usr/sbin/sshd ]; then :; \
 	elif [ "$$(id -u)" -ne 0 ]; then \
@@ -40,6 +41,12 @@ system-deps:
 		echo "system-deps: not root, cannot install postgresql; PostgreSQL hub tests will be skipped"; \
 	else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+	@if command -v gpg >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "system-deps: not root, cannot install gnupg; the SOPS PGP test will fail"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg; \
 	fi
 
 ## The whole test suite: unit tests and tests against real local control planes.

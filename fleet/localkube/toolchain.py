@@ -1,8 +1,9 @@
 """Build the Go tools fleet's tests and demo run, from source, cached by version.
 
-Kubernetes, etcd, kwok, kustomize and helm are built through the Go module proxy with
-the machine's own Go configuration. Each tool lands in ``<cache>/bin/<tool>-<version>/``
-and is rebuilt only when a binary is missing, so a warm cache costs nothing.
+Kubernetes, etcd, kwok, kustomize, helm, the distribution registry, sops and age are built
+through the Go module proxy with the machine's own Go configuration. Each tool lands in
+``<cache>/bin/<tool>-<version>/`` and is rebuilt only when a binary is missing, so a warm
+cache costs nothing.
 
 Flux's source-controller and kustomize-controller (``FLUX_TOOLS``) are built the same way
 for the benchmarks only: ``python -m fleet.localkube.toolchain flux`` (``make flux-bin``).
@@ -37,6 +38,12 @@ KUSTOMIZE_VERSION = "v5.8.1"
 # contends with the agent's field manager on objects both touch; Helm 3's three-way merge
 # is also what Flux's helm-controller uses, so releases behave as Flux users expect.
 HELM_VERSION = "v3.20.2"
+# The CNCF distribution registry, sops and age: a real OCI registry and real secret
+# encryption for the source tests. None of their go.mods has replace directives and
+# each says `go` <= 1.26 (age's `toolchain go1.27.0` line is only a preference).
+REGISTRY_VERSION = "v3.1.2"
+SOPS_VERSION = "v3.13.3"
+AGE_VERSION = "v1.3.2"
 # The newest Flux controllers whose go.mod accepts this machine's Go 1.26: v1.10.x of both
 # says `go 1.27.0`, v1.9.6 says `go 1.26.0`.
 FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.6"
@@ -87,7 +94,12 @@ KUSTOMIZE = Tool("kustomize", KUSTOMIZE_VERSION, ("kustomize",))
 HELM = Tool("helm", HELM_VERSION, ("helm",))
 PROMETHEUS = Tool("prometheus", PROMETHEUS_VERSION, ("prometheus",))
 """For the promotion waves' PromQL verification gates (tests and demo)."""
-TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, PROMETHEUS)}
+REGISTRY = Tool("registry", REGISTRY_VERSION, ("registry",))
+SOPS = Tool("sops", SOPS_VERSION, ("sops",))
+AGE = Tool("age", AGE_VERSION, ("age", "age-keygen"))
+TOOLS: dict[str, Tool] = {
+    t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, PROMETHEUS, REGISTRY, SOPS, AGE)
+}
 """The default set: what the tests and the demo need."""
 
 SOURCE_CONTROLLER = Tool(
@@ -248,17 +260,20 @@ def _build_etcd(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> No
     )
 
 
-_INSTALL_PACKAGES = {
-    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
-    "kustomize": "sigs.k8s.io/kustomize/kustomize/v5",
-    "helm": "helm.sh/helm/v3/cmd/helm",
-    "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+_INSTALL_PACKAGES: dict[str, tuple[str, ...]] = {
+    "kwok": ("sigs.k8s.io/kwok/cmd/kwok",),
+    "kustomize": ("sigs.k8s.io/kustomize/kustomize/v5",),
+    "helm": ("helm.sh/helm/v3/cmd/helm",),
+    "prometheus": ("github.com/prometheus/prometheus/cmd/prometheus",),
+    "registry": ("github.com/distribution/distribution/v3/cmd/registry",),
+    "sops": ("github.com/getsops/sops/v3/cmd/sops",),
+    "age": ("filippo.io/age/cmd/age", "filippo.io/age/cmd/age-keygen"),
 }
 
 
 def _build_by_install(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
     env = dict(env, GOBIN=str(out))
-    package = _INSTALL_PACKAGES[tool.name]
+    packages = [f"{p}@{tool.version}" for p in _INSTALL_PACKAGES[tool.name]]
     ldflags = "-s -w"
     tags = ""
     if tool.name == "helm":
@@ -268,17 +283,10 @@ def _build_by_install(tool: Tool, workdir: Path, out: Path, env: dict[str, str])
         # targets are all the gates need. The UI is not embedded; the HTTP API is served.
         tags = "remove_all_sd"
         ldflags += f" -X github.com/prometheus/common/version.Version={_prometheus_release()}"
+    if tool.name == "registry":
+        ldflags += f" -X github.com/distribution/distribution/v3/version.version={tool.version}"
     _run(
-        [
-            "go",
-            "install",
-            "-trimpath",
-            "-tags",
-            tags,
-            "-ldflags",
-            ldflags,
-            f"{package}@{tool.version}",
-        ],
+        ["go", "install", "-trimpath", "-tags", tags, "-ldflags", ldflags, *packages],
         workdir,
         env,
     )
@@ -426,6 +434,9 @@ _BUILDERS = {
     "kustomize": _build_by_install,
     "helm": _build_by_install,
     "prometheus": _build_by_install,
+    "registry": _build_by_install,
+    "sops": _build_by_install,
+    "age": _build_by_install,
     "source-controller": _build_flux_controller,
     "kustomize-controller": _build_flux_controller,
 }

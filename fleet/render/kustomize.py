@@ -214,10 +214,14 @@ def _display_path(path: str) -> str:
 
 
 def _confined_relative_path(root: Path, path: str, unit: str) -> PurePosixPath:
-    """The unit's folder relative to the checkout, refusing anything that leaves it."""
-    written = PurePosixPath(path.strip() or ".")
-    if written.is_absolute():
-        raise RenderError(unit, "path must be relative to the repository root, not absolute")
+    """The unit's folder relative to the checkout, refusing anything that leaves it.
+
+    As Flux joins ``spec.path`` onto the source root, ``/``, ``/apps``, ``./apps`` and
+    ``apps`` all name folders of the checkout: a leading ``/`` is the root, not the host's.
+    Unlike Flux's SecureJoin, which clamps a ``..`` past the root to the root, a path
+    that climbs out is refused, so the mistake is reported instead of rendering the root.
+    """
+    written = PurePosixPath(path.strip().lstrip("/") or ".")
     normal = PurePosixPath(os.path.normpath(written))
     if normal.parts and normal.parts[0] == "..":
         raise RenderError(unit, "path escapes the repository root")

@@ -1,7 +1,8 @@
-"""Errors of the Git source, grouped by what the caller should do about them.
+"""Errors of the sources (Git repositories, OCI registries), grouped by what to do about them.
 
 Every error names the repository URL (with any password redacted) and the ref it was
-following. ``SourceUnavailable`` is worth retrying soon; the ``SourceAuthError`` family and
+following, and where a spec field is to blame, that field (``spec.ref.tag``).
+``SourceUnavailable`` is worth retrying soon; the ``SourceAuthError`` family and
 ``SourceConfigError`` need someone to change a Secret or a spec; ``RefNotFound`` means the
 ref is gone while the last good revision may still be served.
 """
@@ -10,16 +11,18 @@ from __future__ import annotations
 
 
 class SourceError(Exception):
-    """Any failure of a Git source."""
+    """Any failure of a source."""
 
-    def __init__(self, detail: str, *, url: str = "", ref: str = "") -> None:
-        self.detail = detail
+    def __init__(self, detail: str, *, url: str = "", ref: str = "", field: str = "") -> None:
+        self.detail = f"{field}: {detail}" if field else detail
         self.url = url
         self.ref = ref
+        self.field = field
+        """The spec field the error is about, e.g. ``spec.layerSelector.mediaType``."""
         self.duration_seconds: float | None = None
         """How long the failed fetch ran; set by ``GitSource.fetch`` for metrics."""
         where = " ".join(part for part in (url, f"({ref})" if ref else "") if part)
-        super().__init__(f"{where}: {detail}" if where else detail)
+        super().__init__(f"{where}: {self.detail}" if where else self.detail)
 
 
 class SourceConfigError(SourceError, ValueError):
@@ -56,3 +59,15 @@ class RevisionNotFound(SourceError):
 
 class UnsafeTree(SourceError):
     """A commit's tree holds a path that cannot be written safely (``..``, ``.git``)."""
+
+
+class DigestMismatch(SourceError):
+    """Content the registry served does not hash to the digest that names it."""
+
+
+class LayerNotFound(SourceConfigError):
+    """No layer of the artifact has the media type ``spec.layerSelector`` asks for."""
+
+
+class UnsafeArchive(SourceError):
+    """An artifact's tar holds an entry that cannot be extracted safely, or is too large."""

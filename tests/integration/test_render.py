@@ -247,9 +247,30 @@ def test_path_escaping_the_checkout_is_refused(repo: Path, path: str) -> None:
         kustomize.render(repo, spec(path=path), {})
 
 
-def test_absolute_path_is_refused(repo: Path) -> None:
-    with pytest.raises(RenderError, match="not absolute"):
+@pytest.mark.parametrize(
+    "path", ["/apps/staging", "apps/staging", "./apps/staging", "/apps//staging/"]
+)
+def test_path_with_a_leading_slash_is_taken_from_the_source_root(repo: Path, path: str) -> None:
+    expected = kustomize.render(repo, spec(path="./apps/staging"), {}).objects
+    assert expected
+    assert kustomize.render(repo, spec(path=path), {}).objects == expected
+
+
+def test_root_path_slash_renders_the_source_root(tmp_path: Path) -> None:
+    root = write(tmp_path, {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"})
+    assert [o["metadata"]["name"] for o in kustomize.render(root, spec(path="/"), {}).objects] == [
+        "a"
+    ]
+
+
+def test_host_absolute_path_is_looked_up_inside_the_checkout(repo: Path) -> None:
+    with pytest.raises(RenderError, match="path not found"):
         kustomize.render(repo, spec(path=str(repo / "apps" / "staging")), {})
+
+
+def test_leading_slash_does_not_let_dotdot_escape(repo: Path) -> None:
+    with pytest.raises(RenderError, match="escapes the repository root"):
+        kustomize.render(repo, spec(path="/../etc"), {})
 
 
 def test_missing_path_is_refused(repo: Path) -> None:

@@ -121,3 +121,19 @@ def test_flux_tools_are_not_in_the_default_set_but_resolve_by_name() -> None:
         assert tool.name not in toolchain.TOOLS
         assert "crds.yaml" in tool.files
     assert toolchain.binary("kustomize-controller") == toolchain.KUSTOMIZE_CONTROLLER.path()
+
+
+def test_registry_sops_and_age_are_in_the_default_set_and_built_by_go_install() -> None:
+    for name, binaries in (
+        ("registry", ("registry",)),
+        ("sops", ("sops",)),
+        ("age", ("age", "age-keygen")),
+    ):
+        assert toolchain.TOOLS[name].binaries == binaries
+        assert toolchain._BUILDERS[name] is toolchain._build_by_install
+        assert len(toolchain._INSTALL_PACKAGES[name]) == len(binaries)
+    assert toolchain.binary("age-keygen").parent == toolchain.AGE.directory
+    assert toolchain._INSTALL_PACKAGES["age"] == (
+        "filippo.io/age/cmd/age",
+        "filippo.io/age/cmd/age-keygen",
+    )
