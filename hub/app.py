@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -22,10 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from fleet import sse
 from fleet.report import ClusterReport, HubCommand
-from hub import api, metrics, openapi
+from hub import api, limits, metrics, openapi
 from hub.auth import Principal
 from hub.service import Hub, HubError
 from hub.webhooks import PROVIDERS
@@ -39,6 +41,10 @@ REQUEST_MAX_BYTES = 64 * 1024
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 STREAM_RETRY_MS = 2000
+MAX_RESUME_ID = 2**62
+"""Feed and command ids are 64-bit integers in the database; larger ones never existed."""
+_DECIMAL = re.compile(r"^[0-9]{1,19}$")
+"""ASCII digits only: ``str.isdigit`` also accepts ``²`` and other digits ``int`` refuses."""
 
 
 @dataclass(frozen=True)
@@ -63,21 +69,30 @@ def _json(model: pydantic.BaseModel, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status)
 
 
-def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return _json(api.ErrorBody(error=message, detail=detail), status)
+def _error(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    response = _json(api.ErrorBody(error=message, detail=detail), status)
+    response.headers.update(headers or {})
+    return response
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing with 413 as soon as it is known to exceed ``limit``."""
+    """The body, refusing with 413 as soon as it is known to exceed ``limit``, and with
+    408 when it has not arrived within ``limits.bodyTimeout`` (a trickled body)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _DECIMAL.match(declared) and int(declared) > limit:
         raise HubError(413, f"the body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HubError(413, f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    timeout = request.app.state.hub.config.limits.body_timeout.total_seconds()
+    with anyio.move_on_after(timeout) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HubError(413, f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise HubError(408, f"the request body did not arrive within {timeout:g}s")
     return b"".join(chunks)
 
 
@@ -101,17 +116,49 @@ def _resume_from(request: Request) -> int | None:
     text = request.headers.get("last-event-id") or request.query_params.get("after")
     if text is None or text == "":
         return None
-    if not text.isdigit():
-        raise HubError(400, "Last-Event-ID / after must be a non-negative integer")
+    if not _DECIMAL.match(text) or int(text) > MAX_RESUME_ID:
+        raise HubError(
+            400, f"Last-Event-ID / after must be an integer between 0 and {MAX_RESUME_ID}"
+        )
     return int(text)
 
 
-def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(
-        body,
-        media_type=sse.MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+class _SlotStream(StreamingResponse):
+    """A stream that gives its slot back however it ends (done, client gone, cancelled)."""
+
+    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(
+            body,
+            media_type=sse.MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _streaming(
+    hub: Hub, principal: Principal | None, body: AsyncIterator[bytes]
+) -> StreamingResponse:
+    """``body`` as server-sent events, if this token and the hub have a stream slot left."""
+    key = principal.token_id if principal else "?"
+    refused = hub.stream_slots.take(key)
+    if refused is not None:
+        hub.metrics.auth_failures.labels(reason="stream_limit").inc()
+        raise HubError(429, refused, headers={"Retry-After": limits.retry_after(5)})
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            hub.stream_slots.give_back(key)
+
+    return _SlotStream(body, release)
 
 
 async def healthz(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -132,6 +179,15 @@ async def openapi_document(request: Request, hub: Hub, principal: Principal | No
 
 
 async def put_report(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    # Before the body is read: a refused flood costs the hub as little as possible.
+    wait = hub.ingest_limiter.admit(principal.token_id if principal else "?")
+    if wait is not None:
+        hub.metrics.reports.labels(result="rate_limited").inc()
+        raise HubError(
+            429,
+            f"this token sends reports faster than {hub.config.limits.ingest_per_second:g}/s",
+            headers={"Retry-After": limits.retry_after(wait)},
+        )
     body = await _read_body(request, hub.config.max_report_bytes)
     return _json(await hub.ingest(request.path_params["name"], body))
 
@@ -209,7 +265,7 @@ async def stream(request: Request, hub: Hub, principal: Principal | None) -> Res
             else:
                 yield sse.format_event(_dumps(item.payload), event=item.type, id=item.id)
 
-    return _streaming(events())
+    return _streaming(hub, principal, events())
 
 
 async def commands(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -230,7 +286,7 @@ async def commands(request: Request, hub: Hub, principal: Principal | None) -> R
                 command.model_dump_json(by_alias=True), event="command", id=item.id
             )
 
-    return _streaming(events())
+    return _streaming(hub, principal, events())
 
 
 async def webhook(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -571,7 +627,7 @@ def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             principal = await _admit(endpoint, request, hub)
             return await endpoint.handler(request, hub, principal)
         except HubError as error:
-            return _error(error.status, str(error), error.detail)
+            return _error(error.status, str(error), error.detail, error.headers)
 
     return handle
 
