@@ -38,16 +38,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        waiting_for_head = self.cycle is None or self.cycle.response_complete
-        if waiting_for_head:
+        if self.cycle is None or self.cycle.response_complete:
             if self._head_timer is None:
                 self._arm_head_timer()
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._disarm_head_timer()
-                self.send_400_response("Request head too large.")
-                return
         super().data_received(data)
+        # Still armed: the head is not complete after all this data (a complete head
+        # disarms the timer, whatever body bytes came with it).
+        if self._head_timer is not None and self._head_bytes > MAX_HEAD_BYTES:
+            self._disarm_head_timer()
+            self.send_400_response("Request head too large.")
 
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
