@@ -448,7 +448,18 @@ WEBHOOK_CASES = [
             },
             401,
         )
-        for stamp in ("nan", "NaN", "inf", "-inf", "1e9", "-1", "1 2", "１２３", "0x10", "")
+        for stamp in (
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e9",
+            "-1",
+            "1 2",
+            "\uff11\uff12\uff13",
+            "0x10",
+            "",
+        )
     ],
     WebhookCase(
         "non-ASCII byte in the timestamp",
@@ -523,7 +534,7 @@ def test_a_github_replay_with_a_changed_or_dropped_delivery_id_is_refused(
     assert _post(hostile, "github", other, fresh) == 202
 
 
-RESUME_IDS = ("²", "1" * 5000, "99999999999999999999", "-1", "1.5", "0x10", "１", "1 2")
+RESUME_IDS = ("²", "1" * 5000, "99999999999999999999", "-1", "1.5", "0x10", "\uff11", "1 2")
 
 
 @pytest.mark.parametrize("resume", RESUME_IDS, ids=[repr(value) for value in RESUME_IDS])
