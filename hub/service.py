@@ -402,23 +402,21 @@ class Hub:
         if record is None:
             raise HubError(404, f"no cluster {name!r}")
         body = await self.store.latest_report(name)
-        report = ClusterReport.model_validate_json(body) if body else None
+        report = _stored_report(name, body) if body else None
         return api.ClusterDetail(cluster=self.summary_of(record, now), report=report)
 
     async def history(self, name: str, limit: int) -> api.ReportHistory:
         if await self.store.get_cluster(name, 0) is None:
             raise HubError(404, f"no cluster {name!r}")
         rows = await self.store.report_history(name, limit)
-        return api.ReportHistory(
-            items=[
-                api.HistoryEntry(
-                    received_at=_iso(received_at),
-                    digest=digest,
-                    report=ClusterReport.model_validate_json(body),
+        items = []
+        for received_at, digest, body in rows:
+            stored = _stored_report(name, body)
+            if stored is not None:
+                items.append(
+                    api.HistoryEntry(received_at=_iso(received_at), digest=digest, report=stored)
                 )
-                for received_at, digest, body in rows
-            ]
-        )
+        return api.ReportHistory(items=items)
 
     async def events(self, name: str | None, limit: int, before: int | None) -> api.EventList:
         if name is not None and await self.store.get_cluster(name, 0) is None:
@@ -681,6 +679,20 @@ class Hub:
         self._changes_pulse().fire()
         self.dispatcher.publish(alerts)
         return flagged
+
+
+def _stored_report(cluster: str, body: str) -> ClusterReport | None:
+    """A stored report, or None when it no longer passes the schema (stored by an older
+    hub with laxer limits): the cluster's page still answers, without the report."""
+    try:
+        return ClusterReport.model_validate_json(body)
+    except pydantic.ValidationError as error:
+        log.warning(
+            "stored report of %s fails the schema (%d problems); not served",
+            cluster,
+            error.error_count(),
+        )
+        return None
 
 
 def _event_input(event: Event, received_at: float) -> EventInput:
