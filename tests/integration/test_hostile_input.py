@@ -26,12 +26,17 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from agent.reporters import GitStatusReporter
+from agent.reporters.gitstatus import CHANGED_AT
 from fleet import sse, untrusted
-from fleet.localkube.gitserver import HOST
+from fleet.cli.main import main as cli_main
+from fleet.localkube.gitserver import HOST, git_daemon
 from hub import api
 from hub.config import HubConfig
 from hub.webhooks import signature_of
+from tests.gitservers import served_repo
 from tests.hubserver import RunningHub, body_of, create_token, report, running_hub
 
 pytestmark = pytest.mark.timeout(180)
@@ -749,3 +754,45 @@ def test_the_hub_config_rejects_nonsense_limits() -> None:
     with pytest.raises(ValueError, match="ingestPerSecond"):
         HubConfig.model_validate({"limits": {"ingestPerSecond": 0}})
     copy.deepcopy(HubConfig())
+
+
+def test_one_bad_status_file_does_not_stop_get_clusters_for_the_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    clone = served_repo(served, "fleet.git")
+    clone.commit({"README.md": "fleet\n"})
+    clone.push("main")
+    with git_daemon(served) as daemon:
+        url = daemon.url("fleet.git")
+        GitStatusReporter(url, "dev", cache_dir=tmp_path / "dev").publish(report("dev"))
+        clone.git("fetch", "--quiet", "origin", "fleet-status")
+        clone.git("switch", "--quiet", "-c", "fleet-status", "FETCH_HEAD")
+
+        def status(cluster: str, **changes: Any) -> str:
+            wire = report(cluster).model_dump(mode="json", by_alias=True)
+            wire[CHANGED_AT] = wire.pop("reportedAt")
+            wire.update(changes)
+            return yaml.safe_dump(wire)
+
+        loud = yaml.safe_load(status("loud"))
+        loud["units"][0].update(ready="False", message=f"failed {TITLE}{CLEAR}")
+        clone.commit(
+            {
+                "clusters/overflow.yaml": status("overflow", changedAt="9999-12-31T23:59:59-23:59"),
+                "clusters/title.yaml": status("title", agentVersion=f"1{TITLE}"),
+                "clusters/loud.yaml": yaml.safe_dump(loud),
+            }
+        )
+        clone.push("fleet-status")
+        capsys.readouterr()
+        with caplog.at_level("WARNING"):
+            code = cli_main(["get", "clusters", "--repo", url])
+        out = capsys.readouterr().out
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["dev", "loud"]
+    assert not untrusted.control_characters(out.replace("\n", ""))
+    warnings = " ".join(record.getMessage() for record in caplog.records)
+    assert "overflow.yaml" in warnings and "title.yaml" in warnings
+    assert "\x1b" not in warnings, "the log quotes the hostile file raw"
