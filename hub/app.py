@@ -41,6 +41,10 @@ REQUEST_MAX_BYTES = 64 * 1024
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 STREAM_RETRY_MS = 2000
+REFUSAL_DELAY_SECONDS = 1.0
+MAX_REFUSAL_DELAY_SECONDS = 5.0
+"""A rate-limited report is answered after its wait (at least 1 s, at most 5 s): each
+connection of a flooding token then costs the hub about one cheap refusal a second."""
 MAX_RESUME_ID = 2**62
 """Feed and command ids are 64-bit integers in the database; larger ones never existed."""
 _DECIMAL = re.compile(r"^[0-9]{1,19}$")
@@ -148,7 +152,7 @@ def _streaming(
     key = principal.token_id if principal else "?"
     refused = hub.stream_slots.take(key)
     if refused is not None:
-        hub.metrics.auth_failures.labels(reason="stream_limit").inc()
+        hub.metrics.limited.labels(limit="streams").inc()
         raise HubError(429, refused, headers={"Retry-After": limits.retry_after(5)})
     released = False
 
@@ -182,7 +186,10 @@ async def put_report(request: Request, hub: Hub, principal: Principal | None) ->
     # Before the body is read: a refused flood costs the hub as little as possible.
     wait = hub.ingest_limiter.admit(principal.token_id if principal else "?")
     if wait is not None:
-        hub.metrics.reports.labels(result="rate_limited").inc()
+        hub.metrics.limited.labels(limit="ingest_rate").inc()
+        # Answered late: a flooder that retries at once would otherwise get refusals as
+        # fast as the hub can write them, and take the event loop from everyone else.
+        await anyio.sleep(min(max(wait, REFUSAL_DELAY_SECONDS), MAX_REFUSAL_DELAY_SECONDS))
         raise HubError(
             429,
             f"this token sends reports faster than {hub.config.limits.ingest_per_second:g}/s",
@@ -397,9 +404,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "cluster",
         api.IngestResult,
         request=ClusterReport,
-        errors=(400, 413, 422),
+        errors=(400, 408, 413, 422, 429),
         description="Reports equal in content to the stored one (see content_digest) count "
-        "as heartbeats.",
+        "as heartbeats. 429 (with Retry-After) when the token sends faster than "
+        "limits.ingestPerSecond allows.",
     ),
     Endpoint(
         "GET",
@@ -464,7 +472,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         media_type=sse.MEDIA_TYPE,
         query=_RESUME,
-        errors=(400,),
+        errors=(400, 429),
         description="First a `ready` event whose id is the starting position; then "
         "`cluster-updated` and `event` events, and with promotion configured `promotion` "
         "(an action on a wave was recorded) and `promotion-status` (a wave's action changed: "
@@ -488,7 +496,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "cluster",
         media_type=sse.MEDIA_TYPE,
         query=_RESUME,
-        errors=(400,),
+        errors=(400, 429),
         description="First a `ready` event whose id is the starting position; then `command` "
         "events. Opened by the agent, so the hub never connects into a cluster.",
         stream_events={"ready": None, "command": HubCommand},

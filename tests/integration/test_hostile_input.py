@@ -594,7 +594,7 @@ def test_a_changed_report_streams_a_bounded_summary(hostile: HostileHub) -> None
             if len(sizes.get("event", [])) >= 100 and "cluster-updated" in sizes:
                 break
     # One line for the cluster, one per new event: each a few kB, never the report.
-    assert max(sizes["cluster-updated"]) < 2048, sizes["cluster-updated"]
+    assert max(sizes["cluster-updated"]) < 1024, sizes["cluster-updated"]
     assert max(sizes["event"]) < 4096
 
 
@@ -631,6 +631,7 @@ def test_a_flooding_token_gets_429_while_other_clusters_are_answered(tmp_path: P
                     )
 
         threads = [threading.Thread(target=flood) for _ in range(3)]
+        started = time.monotonic()
         for thread in threads:
             thread.start()
         try:
@@ -649,6 +650,7 @@ def test_a_flooding_token_gets_429_while_other_clusters_are_answered(tmp_path: P
             stop.set()
             for thread in threads:
                 thread.join(timeout=60)
+            elapsed = time.monotonic() - started
         assert normal_statuses == [200] * 12
         limited = [answer for answer in flood_answers if answer.status_code == 429]
         assert limited, "the flood was never limited"
@@ -656,7 +658,8 @@ def test_a_flooding_token_gets_429_while_other_clusters_are_answered(tmp_path: P
         assert int(limited[0].headers["Retry-After"]) >= 1
         assert "faster than 2/s" in limited[0].json()["error"]
         admitted = sum(1 for answer in flood_answers if answer.status_code == 200)
-        assert admitted < len(flood_answers) / 2
+        # The bucket's arithmetic, not a speed: the burst plus the rate over the flood.
+        assert admitted <= 5 + 2 * elapsed + 1, (admitted, elapsed)
 
 
 def test_streams_are_capped_per_token_and_a_closed_one_frees_its_slot(tmp_path: Path) -> None:
