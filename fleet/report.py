@@ -109,6 +109,10 @@ def _utc(value: datetime.datetime) -> datetime.datetime:
         raise ValueError(f"timestamp {value.isoformat()} cannot be converted to UTC") from None
     if moment < _EPOCH:
         raise ValueError(f"timestamp {moment.isoformat()} is before 1970")
+    return moment
+
+
+def _not_far_ahead(moment: datetime.datetime) -> datetime.datetime:
     if moment > utc_now() + MAX_FUTURE:
         raise ValueError(
             f"timestamp {moment.isoformat()} is more than {MAX_FUTURE.days} day ahead of now"
@@ -116,7 +120,12 @@ def _utc(value: datetime.datetime) -> datetime.datetime:
     return moment
 
 
-Timestamp = Annotated[datetime.datetime, pydantic.AfterValidator(_utc)]
+Timestamp = Annotated[
+    datetime.datetime, pydantic.AfterValidator(_utc), pydantic.AfterValidator(_not_far_ahead)
+]
+"""A time a cluster reports: in UTC, after 1970, at most ``MAX_FUTURE`` ahead of us."""
+HubTimestamp = Annotated[datetime.datetime, pydantic.AfterValidator(_utc)]
+"""A time the hub's clock set: not judged against this machine's clock, which may lag."""
 
 
 def _message_within_limit(value: str) -> str:
@@ -395,7 +404,7 @@ class ClusterSummary(ReportModel):
     units_total: int = 0
     drift24h: int = pydantic.Field(default=0, alias="drift24h")
     """DriftCorrected events in the last 24 hours."""
-    last_report_at: Timestamp | None = None
+    last_report_at: HubTimestamp | None = None
     agent_version: str = ""
     message: str = ""
     """Why the cluster is not Ready: the first failing unit's or the source's message."""
@@ -452,4 +461,4 @@ class HubCommand(ReportModel):
     unit: str | None = None
     source: bool = False
     reason: str = ""
-    queued_at: Timestamp | None = None
+    queued_at: HubTimestamp | None = None

@@ -32,13 +32,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
+    _awaiting_head = True
+    """No request, or the last one was received in full (its body too): what arrives
+    now is a new request head. A body still arriving (or being discarded after an early
+    answer such as a 413) is not a head."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self.cycle is None or self.cycle.response_complete:
+        if self._awaiting_head:
             if self._head_timer is None:
                 self._arm_head_timer()
             self._head_bytes += len(data)
@@ -49,9 +53,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._disarm_head_timer()
             self.send_400_response("Request head too large.")
 
+    def on_message_begin(self) -> None:
+        # A head has begun (also one that follows a body in the same read).
+        if self._head_timer is None:
+            self._arm_head_timer()
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
+        self._awaiting_head = False
         self._disarm_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting_head = True
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
