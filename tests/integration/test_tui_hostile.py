@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 
 from fleet.report import Event, UnitReport
@@ -33,7 +34,7 @@ from hub.tui.widgets.keyed_table import KeyedTable
 from tests.hubserver import RunningHub, report, running_hub
 from tests.integration.tuikit import Fleet, hub_config, tui_app, until
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.anyio]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.anyio]
 SIZE = (160, 48)
 QUIT = "[@click=app.quit]x[/]"
 CLOSE = "[/oops]"
@@ -108,13 +109,20 @@ def assert_safe(app: FleetApp, *literal: str) -> None:
 async def click_everywhere(pilot: Pilot[None], selector: str, lines: int) -> None:
     """Click every cell of a widget's first lines: a parsed @click would run an action."""
     for y in range(lines):
-        for x in range(0, 60, 3):
+        for x in range(48):
             await pilot.click(selector, offset=(x, y))
 
 
 async def test_every_screen_shows_hostile_text_literally(hub: RunningHub) -> None:
     fleet = hostile_fleet(hub)
     app = tui_app(fleet.hub, fleet.clock())
+    quits: list[str] = []
+
+    # A spy on the action the hostile markup names: clicking its text must not run it.
+    async def spy_quit() -> None:
+        quits.append("quit")
+
+    app.action_quit = spy_quit  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.loaded, "the first load")
         overview = app.screen
@@ -126,7 +134,7 @@ async def test_every_screen_shows_hostile_text_literally(hub: RunningHub) -> Non
         assert str(table.get_cell("evil", "agent")) == "v1\ufffd]0;owned\ufffd"
         assert_safe(app, CLOSE)
         await click_everywhere(pilot, "#selection", 3)
-        assert app.screen is overview
+        assert app.screen is overview and quits == []
 
         await pilot.press("enter")
         await until(
@@ -149,11 +157,11 @@ async def test_every_screen_shows_hostile_text_literally(hub: RunningHub) -> Non
         assert f"{QUIT} failed \ufffd[2J\ufffd]0;owned\ufffd" in detail
         events = screen.query_one(EventTable)
         assert events.row_count == 1
-        assert str(events.get_cell_at((0, 3))) == "\ufffd]0;owned\ufffd" + QUIT + "\ufffd"
+        assert str(events.get_cell_at(Coordinate(0, 3))) == "\ufffd]0;owned\ufffd" + QUIT + "\ufffd"
         assert_safe(app, f"apps/{CLOSE}", QUIT, BOLD)
         await click_everywhere(pilot, "#unit-detail", 3)
         await click_everywhere(pilot, "#cluster-info", 4)
-        assert app.screen is screen
+        assert app.screen is screen and quits == []
 
         # A notification quoting the unit's name.
         units.focus()
@@ -173,7 +181,7 @@ async def test_every_screen_shows_hostile_text_literally(hub: RunningHub) -> Non
         assert isinstance(app.screen, EventsScreen)
         log = app.screen.query_one(EventTable)
         await until(pilot, lambda: log.row_count == 1, "the event log")
-        assert str(log.get_cell_at((0, 3))) == "apps/\ufffd[2J"
+        assert str(log.get_cell_at(Coordinate(0, 3))) == "apps/\ufffd[2J"
         assert_safe(app, "apps/\ufffd[2J", QUIT)
 
         await pilot.press("w")
@@ -194,6 +202,7 @@ async def test_every_screen_shows_hostile_text_literally(hub: RunningHub) -> Non
         await pilot.pause()
         assert_safe(app, f"Approve {CLOSE}\ufffd]0;owned\ufffd", f"wave {QUIT}", BOLD)
         await click_everywhere(pilot, "#dialog-question", 2)
+        assert quits == [], "a click on the dialog's text ran app.quit"
         await pilot.press("n")
         assert answers == [False]
         assert app.is_running
