@@ -16,6 +16,12 @@ is this process (httpx, asyncio). PostgreSQL is started from the machine's binar
 tests do (``tests/pgserver.py``). Writes bench/results/hub_load.md.
 
 Run: ``.venv/bin/python -m bench.hub_load`` (about 4 minutes on 2 cores).
+
+``--flood`` measures instead what one compromised cluster token costs the others: the
+steady phase of a SQLite fleet without a flood, then with one token sending changed
+reports as fast as ``--flood-connections`` connections go, against the default limits
+(``limits`` in hub.yaml: that token gets 429) and against a hub whose limits are set out
+of reach (what the flood costs when nothing stops it). Writes bench/results/hub_flood.md.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import json
 import os
 import platform
 import signal
@@ -44,6 +51,33 @@ from hub.auth import issue_token
 from hub.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "hub_load.md"
+FLOOD_RESULTS = Path(__file__).parent / "results" / "hub_flood.md"
+FLOOD_CLUSTER = "flood"
+FLOOD_BODIES = 50
+"""Bodies the flooder rotates through: each differs from the stored one, so every
+admitted flood report is a change (a transaction), the hub's most expensive ingest."""
+UNLIMITED = "limits:\n  ingestPerSecond: 10000\n  ingestBurst: 100000\n"
+FLOOD_READING = """
+## Reading it
+
+- Compare the two rows of one run and hub: the flood's cost is the rise of the normal
+  clusters' p99 from "no flood" to "one token flooding". Runs differ among themselves
+  with whatever else the shared machine was doing (see the load average); the figures
+  of one run were taken minutes apart on the same machine.
+- With the limits out of reach every flood report is a changed report: a transaction,
+  history, events, change-feed lines streamed to every reader. The hub's CPU per normal
+  report goes up eight to nine times, the database grows by the flood (about 5 MB in 20 s)
+  and the normal clusters wait behind it.
+- With the default limits the flooding token gets its burst and 5 reports/s; everything
+  beyond is refused before the body is parsed, with the answer held back for at least
+  1 s (`Retry-After`), so each of its connections costs one cheap refusal a second.
+  A refusal answered at once was worse than no limit: in a first run with immediate
+  429s (flooder in the generator's process, so not comparable figure for figure) the
+  flood sent 9,903 requests in 20 s and the normal p99 went from 293 ms to 2,527 ms.
+- The limit is per hub process and per token: a flood from many tokens, or over many
+  connections of one token, still costs the hub each refusal; `limits.connections` and
+  the head and idle timeouts bound how many connections there can be.
+"""
 READING = """
 ## Reading it
 
@@ -136,7 +170,7 @@ def make_report(cluster: str, generation: int) -> str:
         cluster=cluster,
         agent_version="0.1.0",
         reported_at=now,
-        labels={"env": "prod" if int(cluster[1:]) % 3 == 0 else "dev"},
+        labels={"env": "prod" if cluster[1:].isdigit() and int(cluster[1:]) % 3 == 0 else "dev"},
         source=SourceReport(
             url="https://git.example.com/fleet.git",
             ref="refs/heads/main",
@@ -167,7 +201,9 @@ def issue_tokens(database: str, names: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def hub_process(database: str, workdir: Path) -> Iterator[tuple[str, int]]:
+def hub_process(
+    database: str, workdir: Path, config: Path | None = None
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     log = (workdir / f"hub-{port}.log").open("wb")
     process = subprocess.Popen(
@@ -185,6 +221,7 @@ def hub_process(database: str, workdir: Path) -> Iterator[tuple[str, int]]:
             "1h",
             "--log-level",
             "warning",
+            *(["--config", str(config)] if config is not None else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -438,6 +475,226 @@ def run_one(
     return Run(backend, clusters, rate, phases, mean_ms, db_bytes)
 
 
+@dataclasses.dataclass
+class FloodRun:
+    """The normal clusters' steady phase, and what the flooding token got meanwhile."""
+
+    name: str
+    normal: Phase
+    flood_sent: int = 0
+    flood_statuses: dict[int, int] = dataclasses.field(default_factory=dict)
+    db_bytes: int = 0
+    """The SQLite file (and WAL) after the phase."""
+
+
+async def flood(url: str, token: str, connections: int, seconds: float) -> dict[int, int]:
+    """One token, ``connections`` connections, changed reports back to back."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    bodies = [make_report(FLOOD_CLUSTER, g).encode() for g in range(2, 2 + FLOOD_BODIES)]
+    statuses: dict[int, int] = {}
+    turn = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal turn
+        connection = await Connection.open(host, int(port))
+        try:
+            while time.perf_counter() < deadline:
+                body = bodies[turn % len(bodies)]
+                turn += 1
+                try:
+                    status = await connection.put(
+                        f"/api/v1/clusters/{FLOOD_CLUSTER}/report", token, body
+                    )
+                except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+                    status = 0
+                    connection.close()
+                    connection = await Connection.open(host, int(port))
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return statuses
+
+
+@contextlib.contextmanager
+def flood_process(
+    url: str, token: str, connections: int, seconds: float, workdir: Path
+) -> Iterator[Path]:
+    """The flooder in a process of its own, so that it does not slow the normal senders'
+    event loop (which would count as hub latency); its statuses land in the yielded file."""
+    result = workdir / f"flood-{time.monotonic_ns()}.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.hub_load",
+            "--flood-worker",
+            url,
+            token,
+            str(connections),
+            str(seconds),
+            str(result),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    try:
+        yield result
+        process.wait(seconds + 60)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_flood(
+    database: str, clusters: int, args: argparse.Namespace, workdir: Path, limited: bool
+) -> list[FloodRun]:
+    """Steady phase without a flood, then with one; on a hub with or without limits."""
+    names = [f"c{n:05d}" for n in range(clusters)]
+    tokens = issue_tokens(database, [*names, FLOOD_CLUSTER])
+    flood_token = tokens.pop(FLOOD_CLUSTER)
+    fleet = Fleet(tokens)
+    rate = clusters / REPORT_INTERVAL_SECONDS
+    bodies = [
+        make_report(FLOOD_CLUSTER.replace("flood", "f9"), g).encode()
+        for g in range(2, 2 + FLOOD_BODIES)
+    ]
+    bodies = [body.replace(b'"cluster":"f9"', b'"cluster":"flood"') for body in bodies]
+    config = None
+    if not limited:
+        config = workdir / "unlimited.yaml"
+        config.write_text(UNLIMITED)
+    label = "default limits" if limited else "limits out of reach"
+    with hub_process(database, workdir, config) as (url, pid):
+
+        async def drive() -> list[FloodRun]:
+            senders = await Senders.open(url, args.concurrency, fleet)
+            try:
+                await closed_loop(senders, clusters, 600, args.concurrency, "seed")
+            finally:
+                senders.close()
+            results = []
+            for flooding in (False, True):
+                senders = await Senders.open(url, args.concurrency, fleet)
+                with contextlib.ExitStack() as stack:
+                    result = (
+                        stack.enter_context(
+                            flood_process(
+                                url,
+                                flood_token,
+                                args.flood_connections,
+                                args.seconds + 2,
+                                workdir,
+                            )
+                        )
+                        if flooding
+                        else None
+                    )
+                    if result is not None:
+                        await asyncio.sleep(1.0)  # the flood is running before we measure
+                    try:
+                        cpu_before = cpu_seconds(pid)
+                        phase = await open_loop(senders, rate, args.seconds)
+                        phase.hub_cpu_seconds = cpu_seconds(pid) - cpu_before
+                    finally:
+                        senders.close()
+                statuses: dict[int, int] = {}
+                if result is not None:
+                    statuses = {int(k): v for k, v in json.loads(result.read_text()).items()}
+                name = f"{label}, {'one token flooding' if flooding else 'no flood'}"
+                path = Path(database.removeprefix("sqlite:///"))
+                size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+                results.append(FloodRun(name, phase, sum(statuses.values()), statuses, size))
+            return results
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(drive())
+
+
+def flood_markdown(
+    runs: list[FloodRun], args: argparse.Namespace, elapsed: float, load: tuple[float, float]
+) -> str:
+    clusters = args.clusters[0]
+    lines = [
+        "# Hub ingest under a flood from one cluster token",
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `python -m bench.hub_load --flood "
+        f"--clusters {clusters} --seconds {args.seconds:.0f} --flood-connections "
+        f"{args.flood_connections} --repeat {args.repeat}` on {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; "
+        f"whole run {elapsed:.0f} s. Load average before/after: {load[0]:.1f}/{load[1]:.1f} "
+        "(the machine is shared with other work).",
+        "",
+        "## Method",
+        "",
+        "- Hub: `fleet hub serve` in its own process, SQLite, on loopback; load generator as",
+        "  for `hub_load.md` (raw HTTP/1.1 keep-alive connections, uvloop), on the same cores.",
+        f"- Normal clusters: {clusters:,} agents, each its own token, steady open loop at",
+        f"  {clusters / REPORT_INTERVAL_SECONDS:.0f} reports/s for {args.seconds:.0f} s "
+        f"({args.concurrency} connections), 1 in {CHANGE_EVERY} a change; latency from the",
+        "  scheduled send time. Their p99 is the figure that matters.",
+        f"- The flood: one cluster token on {args.flood_connections} connections sending",
+        "  changed ~6 KB reports back to back, for the whole steady phase.",
+        "- Each hub: the steady phase once without the flood, then once with it. Twice: with",
+        "  the default `limits` (5 reports/s per token, burst 30: the flood gets 429 before its",
+        "  body is parsed, answered after at least 1 s) and with the limits set out of reach",
+        "  (10,000/s), which is what the hub did before it had them.",
+        "",
+        "## Results",
+        "",
+        "| run: hub | normal reports | errors | p50 ms | p99 ms | hub CPU ms/report "
+        "| flood requests | flood 200 | flood 429 | database after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in runs:
+        phase = run.normal
+        lines.append(
+            f"| {run.name} | {phase.sent:,} | {phase.failed} | {phase.percentile(0.5):.1f} | "
+            f"{phase.percentile(0.99):.1f} | {phase.cpu_ms_per_report:.2f} | "
+            f"{run.flood_sent:,} | {run.flood_statuses.get(200, 0):,} | "
+            f"{run.flood_statuses.get(429, 0):,} | {run.db_bytes / 1e6:.1f} MB |"
+        )
+    lines += [
+        "",
+        "`hub CPU ms/report` here is the hub's CPU in the phase per normal report answered,",
+        "so with a flood it includes what the flood cost.",
+    ]
+    return "\n".join(lines) + "\n" + FLOOD_READING
+
+
+def main_flood(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    runs: list[FloodRun] = []
+    with tempfile.TemporaryDirectory(prefix="fleet-hub-flood-") as scratch:
+        workdir = Path(scratch)
+        for repetition in range(1, args.repeat + 1):
+            for limited in (True, False):
+                database = f"sqlite:///{workdir / f'flood-{repetition}-{limited}.db'}"
+                for run in run_flood(database, args.clusters[0], args, workdir, limited):
+                    run.name = f"{repetition}: {run.name}"
+                    runs.append(run)
+                    phase = run.normal
+                    print(
+                        f"{run.name:45} normal={phase.sent} failed={phase.failed} "
+                        f"p50={phase.percentile(0.5):.1f}ms p99={phase.percentile(0.99):.1f}ms "
+                        f"flood={run.flood_sent} {run.flood_statuses}",
+                        flush=True,
+                    )
+    load = (load_before, os.getloadavg()[0])
+    output = args.output if args.output != RESULTS else FLOOD_RESULTS
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(flood_markdown(runs, args, time.monotonic() - started, load))
+    print(f"wrote {output}")
+    return 0
+
+
 def markdown(
     runs: list[Run], args: argparse.Namespace, elapsed: float, load: tuple[float, float]
 ) -> str:
@@ -506,7 +763,21 @@ def main() -> int:
     parser.add_argument("--saturation-seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--flood", action="store_true", help="one flooding token beside normal clusters instead"
+    )
+    parser.add_argument("--flood-connections", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=1, help="with --flood: runs of each hub")
+    parser.add_argument("--flood-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.flood_worker:
+        url, token, connections, seconds, result = args.flood_worker
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            statuses = runner.run(flood(url, token, int(connections), float(seconds)))
+        Path(result).write_text(json.dumps(statuses))
+        return 0
+    if args.flood:
+        return main_flood(args)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     runs: list[Run] = []

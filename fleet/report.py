@@ -5,9 +5,12 @@ to its reporters (hub HTTP, Git status branch); the hub stores and aggregates it
 get clusters`` and the TUI print it. Pure code: pydantic and the standard library only.
 
 The wire form is camelCase JSON/YAML (``lastAppliedRevision``), as Kubernetes and Flux
-write status. Sizes are bounded (``MAX_UNITS``, ``MAX_EVENTS``, ``MAX_MESSAGE_LENGTH``) so
-one broken cluster cannot grow the hub's store without limit; ``clip_message`` and
-``recent_events`` help an agent stay inside them.
+write status. Sizes are bounded (``MAX_UNITS``, ``MAX_EVENTS``, ``MAX_MESSAGE_LENGTH``, a
+length for every other string) so one broken or hostile cluster cannot grow the hub's
+store or its streams without limit; ``clip_message`` and ``recent_events`` help an agent stay inside
+them. A report is untrusted input: control characters are refused in names, versions,
+refs and URLs and replaced in messages (see ``fleet.untrusted``); timestamps must lie
+between the epoch and a day from now, and must convert to UTC.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 from pydantic.alias_generators import to_camel
+
+from fleet import untrusted
+from fleet.redact import redact_url
 
 API_VERSION: Literal["fleet.dev/v1alpha1"] = "fleet.dev/v1alpha1"
 KIND: Literal["ClusterReport"] = "ClusterReport"
@@ -33,6 +38,23 @@ MAX_EVENTS = 100
 MAX_MESSAGE_LENGTH = 1024
 """Kubernetes' own limit for an event note; longer text is kustomize/helm output noise."""
 MAX_LABELS = 32
+MAX_NAME_LENGTH = 253
+"""A Kubernetes object name (DNS subdomain); namespaces are shorter still."""
+MAX_UNIT_KEY_LENGTH = 2 * MAX_NAME_LENGTH + 1
+MAX_OBJECT_LENGTH = 1024
+"""``group/version/Kind/namespace/name`` of one object."""
+MAX_REASON_LENGTH = 256
+"""Reasons are CamelCase words (``HealthCheckFailed``), not sentences."""
+MAX_VERSION_LENGTH = 64
+MAX_URL_LENGTH = 2048
+MAX_REF_LENGTH = 512
+MAX_REVISION_LENGTH = 512
+MAX_DEPENDS_ON = 100
+MAX_SUMMARY_MESSAGE_LENGTH = 300
+"""The one-line reason in a cluster listing and in each streamed change."""
+MAX_FUTURE = datetime.timedelta(days=1)
+"""How far ahead of this machine's clock a timestamp may be: clocks drift, dates in the
+far future are an attack on time windows (the hub clamps event times to its own clock)."""
 DEFAULT_HEARTBEAT_SECONDS = 30
 
 ClusterHealth = Literal["Ready", "Degraded", "Stale", "Unknown", "Suspended"]
@@ -75,13 +97,35 @@ class ReportModel(pydantic.BaseModel):
         return data
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def _utc(value: datetime.datetime) -> datetime.datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a timezone (RFC 3339 with Z or an offset)")
-    return value.astimezone(datetime.UTC)
+    try:
+        moment = value.astimezone(datetime.UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"timestamp {value.isoformat()} cannot be converted to UTC") from None
+    if moment < _EPOCH:
+        raise ValueError(f"timestamp {moment.isoformat()} is before 1970")
+    return moment
 
 
-Timestamp = Annotated[datetime.datetime, pydantic.AfterValidator(_utc)]
+def _not_far_ahead(moment: datetime.datetime) -> datetime.datetime:
+    if moment > utc_now() + MAX_FUTURE:
+        raise ValueError(
+            f"timestamp {moment.isoformat()} is more than {MAX_FUTURE.days} day ahead of now"
+        )
+    return moment
+
+
+Timestamp = Annotated[
+    datetime.datetime, pydantic.AfterValidator(_utc), pydantic.AfterValidator(_not_far_ahead)
+]
+"""A time a cluster reports: in UTC, after 1970, at most ``MAX_FUTURE`` ahead of us."""
+HubTimestamp = Annotated[datetime.datetime, pydantic.AfterValidator(_utc)]
+"""A time the hub's clock set: not judged against this machine's clock, which may lag."""
 
 
 def _message_within_limit(value: str) -> str:
@@ -90,31 +134,43 @@ def _message_within_limit(value: str) -> str:
             f"message is {len(value)} characters long; the limit is {MAX_MESSAGE_LENGTH} "
             "(agents clip with fleet.report.clip_message)"
         )
-    return value
+    return untrusted.printable(value, multiline=True)
 
 
 Message = Annotated[str, pydantic.AfterValidator(_message_within_limit)]
+"""Free text (tool output): control characters other than newline and tab are replaced."""
 
 
-def redact_url(url: str) -> str:
-    """``https://user:secret@host/x`` -> ``https://user:***@host/x``; other URLs unchanged."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+def _identifier(limit: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"{len(value)} characters long; the limit is {limit}")
+        bad = untrusted.control_characters(value)
+        if bad:
+            raise ValueError(f"control characters are not allowed here: {' '.join(bad)}")
+        return value
+
+    return pydantic.AfterValidator(check)
+
+
+Name = Annotated[str, _identifier(MAX_NAME_LENGTH)]
+UnitKey = Annotated[str, _identifier(MAX_UNIT_KEY_LENGTH)]
+ObjectRef = Annotated[str, _identifier(MAX_OBJECT_LENGTH)]
+Reason = Annotated[str, _identifier(MAX_REASON_LENGTH)]
+Version = Annotated[str, _identifier(MAX_VERSION_LENGTH)]
+URL = Annotated[str, _identifier(MAX_URL_LENGTH)]
+Ref = Annotated[str, _identifier(MAX_REF_LENGTH)]
+RevisionText = Annotated[str, _identifier(MAX_REVISION_LENGTH)]
 
 
 class SourceReport(ReportModel):
     """The Git source the agent follows and the revision it last resolved."""
 
-    url: str
-    """Repository URL; any password in it is replaced by ``***`` on the way in."""
-    ref: str
+    url: URL
+    """Repository URL; credentials in it are replaced by ``***`` on the way in."""
+    ref: Ref
     """What the agent follows: ``refs/heads/main``, ``main``, ``refs/tags/v1``, ``semver ^1``."""
-    revision: str | None = None
+    revision: RevisionText | None = None
     """Flux's form, ``main@sha1:<sha>``; None until the first fetch succeeded."""
     ready: bool = False
     message: Message = ""
@@ -137,19 +193,21 @@ class UnitReport(ReportModel):
     """One reconcile unit (a Flux Kustomization or HelmRelease) as the agent last saw it."""
 
     kind: UnitKind = "Kustomization"
-    namespace: str
-    name: str
+    namespace: Name
+    name: Name
     ready: ConditionStatus = "Unknown"
-    reason: str = ""
+    reason: Reason = ""
     message: Message = ""
     suspended: bool = False
-    last_applied_revision: str | None = None
-    last_attempted_revision: str | None = None
-    inventory_size: int = pydantic.Field(default=0, ge=0)
-    drift_count: int = pydantic.Field(default=0, ge=0)
+    last_applied_revision: RevisionText | None = None
+    last_attempted_revision: RevisionText | None = None
+    inventory_size: int = pydantic.Field(default=0, ge=0, le=10**9)
+    drift_count: int = pydantic.Field(default=0, ge=0, le=10**9)
     """Drift corrections since the agent started; the hub counts events for time windows."""
-    depends_on: list[str] = pydantic.Field(default_factory=list)
-    last_reconcile_seconds: float | None = pydantic.Field(default=None, ge=0)
+    depends_on: list[UnitKey] = pydantic.Field(default_factory=list, max_length=MAX_DEPENDS_ON)
+    last_reconcile_seconds: float | None = pydantic.Field(
+        default=None, ge=0, le=10**7, allow_inf_nan=False
+    )
     last_reconcile_at: Timestamp | None = None
     source: str = pydantic.Field(default="", max_length=300)
     """The Git source of a Kustomization when it is not the cluster's own (``source``):
@@ -165,11 +223,11 @@ class Event(ReportModel):
 
     time: Timestamp
     type: EventType = "Normal"
-    reason: str
+    reason: Reason
     """``DriftCorrected``, ``ReconcileFailed``, ``ReconcileSucceeded``, ``Pruned``..."""
-    unit: str = ""
+    unit: UnitKey = ""
     """``namespace/name`` of the unit, empty for the cluster as a whole."""
-    object: str = ""
+    object: ObjectRef = ""
     """The object concerned, ``apps/v1/Deployment/default/web``, if any."""
     message: Message = ""
 
@@ -192,7 +250,7 @@ class ClusterReport(ReportModel):
     api_version: Literal["fleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["ClusterReport"] = KIND
     cluster: str
-    agent_version: str = ""
+    agent_version: Version = ""
     reported_at: Timestamp
     labels: dict[str, str] = pydantic.Field(default_factory=dict)
     """Labels the agent was started with (``env=dev``); a hub token's labels win over them."""
@@ -349,19 +407,20 @@ class ClusterSummary(ReportModel):
     units_total: int = 0
     drift24h: int = pydantic.Field(default=0, alias="drift24h")
     """DriftCorrected events in the last 24 hours."""
-    last_report_at: Timestamp | None = None
+    last_report_at: HubTimestamp | None = None
     agent_version: str = ""
     message: str = ""
     """Why the cluster is not Ready: the first failing unit's or the source's message."""
 
 
 def health_message(report: ClusterReport) -> str:
-    """The first reason a cluster is not Ready, for one-line listings."""
+    """The first reason a cluster is not Ready, for one-line listings (clipped)."""
     if report.source.revision is not None and not report.source.ready:
-        return f"source: {report.source.message}"
+        return clip_message(f"source: {report.source.message}", MAX_SUMMARY_MESSAGE_LENGTH)
     for unit in report.units:
         if not unit.suspended and unit.ready == "False":
-            return f"{unit.key}: {unit.message or unit.reason}"
+            text = f"{unit.key}: {unit.message or unit.reason}"
+            return clip_message(text, MAX_SUMMARY_MESSAGE_LENGTH)
     return ""
 
 
@@ -405,4 +464,4 @@ class HubCommand(ReportModel):
     unit: str | None = None
     source: bool = False
     reason: str = ""
-    queued_at: Timestamp | None = None
+    queued_at: HubTimestamp | None = None

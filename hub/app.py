@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -22,10 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from fleet import sse
 from fleet.report import ClusterReport, HubCommand
-from hub import api, metrics, openapi
+from hub import api, limits, metrics, openapi
 from hub.auth import Principal
 from hub.service import Hub, HubError
 from hub.webhooks import PROVIDERS
@@ -39,6 +41,14 @@ REQUEST_MAX_BYTES = 64 * 1024
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 STREAM_RETRY_MS = 2000
+REFUSAL_DELAY_SECONDS = 1.0
+MAX_REFUSAL_DELAY_SECONDS = 5.0
+"""A rate-limited report is answered after its wait (at least 1 s, at most 5 s): each
+connection of a flooding token then costs the hub about one cheap refusal a second."""
+MAX_RESUME_ID = 2**62
+"""Feed and command ids are 64-bit integers in the database; larger ones never existed."""
+_DECIMAL = re.compile(r"^[0-9]{1,19}$")
+"""ASCII digits only: ``str.isdigit`` also accepts ``²`` and other digits ``int`` refuses."""
 
 
 @dataclass(frozen=True)
@@ -63,21 +73,30 @@ def _json(model: pydantic.BaseModel, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status)
 
 
-def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return _json(api.ErrorBody(error=message, detail=detail), status)
+def _error(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    response = _json(api.ErrorBody(error=message, detail=detail), status)
+    response.headers.update(headers or {})
+    return response
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing with 413 as soon as it is known to exceed ``limit``."""
+    """The body, refusing with 413 as soon as it is known to exceed ``limit``, and with
+    408 when it has not arrived within ``limits.bodyTimeout`` (a trickled body)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _DECIMAL.match(declared) and int(declared) > limit:
         raise HubError(413, f"the body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HubError(413, f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    timeout = request.app.state.hub.config.limits.body_timeout.total_seconds()
+    with anyio.move_on_after(timeout) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HubError(413, f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise HubError(408, f"the request body did not arrive within {timeout:g}s")
     return b"".join(chunks)
 
 
@@ -101,17 +120,49 @@ def _resume_from(request: Request) -> int | None:
     text = request.headers.get("last-event-id") or request.query_params.get("after")
     if text is None or text == "":
         return None
-    if not text.isdigit():
-        raise HubError(400, "Last-Event-ID / after must be a non-negative integer")
+    if not _DECIMAL.match(text) or int(text) > MAX_RESUME_ID:
+        raise HubError(
+            400, f"Last-Event-ID / after must be an integer between 0 and {MAX_RESUME_ID}"
+        )
     return int(text)
 
 
-def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(
-        body,
-        media_type=sse.MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+class _SlotStream(StreamingResponse):
+    """A stream that gives its slot back however it ends (done, client gone, cancelled)."""
+
+    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(
+            body,
+            media_type=sse.MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _streaming(
+    hub: Hub, principal: Principal | None, body: AsyncIterator[bytes]
+) -> StreamingResponse:
+    """``body`` as server-sent events, if this token and the hub have a stream slot left."""
+    key = principal.token_id if principal else "?"
+    refused = hub.stream_slots.take(key)
+    if refused is not None:
+        hub.metrics.limited.labels(limit="streams").inc()
+        raise HubError(429, refused, headers={"Retry-After": limits.retry_after(5)})
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            hub.stream_slots.give_back(key)
+
+    return _SlotStream(body, release)
 
 
 async def healthz(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -132,6 +183,18 @@ async def openapi_document(request: Request, hub: Hub, principal: Principal | No
 
 
 async def put_report(request: Request, hub: Hub, principal: Principal | None) -> Response:
+    # Before the body is read: a refused flood costs the hub as little as possible.
+    wait = hub.ingest_limiter.admit(principal.token_id if principal else "?")
+    if wait is not None:
+        hub.metrics.limited.labels(limit="ingest_rate").inc()
+        # Answered late: a flooder that retries at once would otherwise get refusals as
+        # fast as the hub can write them, and take the event loop from everyone else.
+        await anyio.sleep(min(max(wait, REFUSAL_DELAY_SECONDS), MAX_REFUSAL_DELAY_SECONDS))
+        raise HubError(
+            429,
+            f"this token sends reports faster than {hub.config.limits.ingest_per_second:g}/s",
+            headers={"Retry-After": limits.retry_after(wait)},
+        )
     body = await _read_body(request, hub.config.max_report_bytes)
     return _json(await hub.ingest(request.path_params["name"], body))
 
@@ -209,7 +272,7 @@ async def stream(request: Request, hub: Hub, principal: Principal | None) -> Res
             else:
                 yield sse.format_event(_dumps(item.payload), event=item.type, id=item.id)
 
-    return _streaming(events())
+    return _streaming(hub, principal, events())
 
 
 async def commands(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -230,7 +293,7 @@ async def commands(request: Request, hub: Hub, principal: Principal | None) -> R
                 command.model_dump_json(by_alias=True), event="command", id=item.id
             )
 
-    return _streaming(events())
+    return _streaming(hub, principal, events())
 
 
 async def webhook(request: Request, hub: Hub, principal: Principal | None) -> Response:
@@ -341,9 +404,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "cluster",
         api.IngestResult,
         request=ClusterReport,
-        errors=(400, 413, 422),
+        errors=(400, 408, 413, 422, 429),
         description="Reports equal in content to the stored one (see content_digest) count "
-        "as heartbeats.",
+        "as heartbeats. 429 (with Retry-After) when the token sends faster than "
+        "limits.ingestPerSecond allows.",
     ),
     Endpoint(
         "GET",
@@ -408,7 +472,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         media_type=sse.MEDIA_TYPE,
         query=_RESUME,
-        errors=(400,),
+        errors=(400, 429),
         description="First a `ready` event whose id is the starting position; then "
         "`cluster-updated` and `event` events, and with promotion configured `promotion` "
         "(an action on a wave was recorded) and `promotion-status` (a wave's action changed: "
@@ -432,7 +496,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "cluster",
         media_type=sse.MEDIA_TYPE,
         query=_RESUME,
-        errors=(400,),
+        errors=(400, 429),
         description="First a `ready` event whose id is the starting position; then `command` "
         "events. Opened by the agent, so the hub never connects into a cluster.",
         stream_events={"ready": None, "command": HubCommand},
@@ -571,7 +635,7 @@ def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             principal = await _admit(endpoint, request, hub)
             return await endpoint.handler(request, hub, principal)
         except HubError as error:
-            return _error(error.status, str(error), error.detail)
+            return _error(error.status, str(error), error.detail, error.headers)
 
     return handle
 

@@ -30,6 +30,15 @@ notifications:
     url: https://events.pagerduty.com
     channel: <routing key>               # also: username, tokenFile, passwordFile, proxy,
     severity: error                      # caFile, summary, eventMetadata, secretDir
+limits:                                  # per hub process; these are the defaults
+  ingestPerSecond: 5                     # reports per token, sustained (429 beyond)
+  ingestBurst: 30
+  streamsPerToken: 8
+  streams: 1000
+  connections: 4096
+  headerTimeout: 10s
+  bodyTimeout: 30s
+  idleTimeout: 5s
 ```
 
 Durations are Go durations, as in Flux objects. Secrets may be given inline or as a file
@@ -104,6 +113,28 @@ class WebhooksConfig(ConfigModel):
     generic: SignedWebhook | None = None
     replay_window: PositiveDuration = datetime.timedelta(minutes=5)
     """How old a generic delivery's timestamp may be; its id is remembered this long."""
+
+
+class HubLimits(ConfigModel):
+    """What one token, and all of them together, may cost this hub process."""
+
+    ingest_per_second: float = pydantic.Field(default=5.0, gt=0, le=10_000)
+    """Reports per second per token, sustained: an agent sends one per change and a
+    heartbeat every 30 s, so 5/s is far above any honest agent and cheap for the hub."""
+    ingest_burst: int = pydantic.Field(default=30, ge=1, le=100_000)
+    """Reports a token may send at once before the rate applies (an agent's restart)."""
+    streams_per_token: int = pydantic.Field(default=8, ge=1)
+    """Open streams per token: an agent holds one command stream, a TUI one change stream."""
+    streams: int = pydantic.Field(default=1000, ge=1)
+    """Open streams in total, whatever the tokens."""
+    connections: int = pydantic.Field(default=4096, ge=16)
+    """Connections at once; beyond it new requests get 503 (uvicorn's limit)."""
+    header_timeout: PositiveDuration = datetime.timedelta(seconds=10)
+    """A connection that has not sent a whole request head within this is closed."""
+    body_timeout: PositiveDuration = datetime.timedelta(seconds=30)
+    """A request body that has not arrived within this gets 408."""
+    idle_timeout: PositiveDuration = datetime.timedelta(seconds=5)
+    """A kept-alive connection with no new request within this is closed."""
 
 
 class RateLimit(ConfigModel):
@@ -315,6 +346,7 @@ class HubConfig(ConfigModel):
     webhooks: WebhooksConfig = pydantic.Field(default_factory=WebhooksConfig)
     promotion: PromotionConfig | None = None
     """Promotion waves; without it the hub only aggregates health."""
+    limits: HubLimits = pydantic.Field(default_factory=HubLimits)
 
     @pydantic.model_validator(mode="after")
     def _tls_pair(self) -> HubConfig:

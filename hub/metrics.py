@@ -76,6 +76,12 @@ class HubMetrics:
             ["reason"],
             registry=registry,
         )
+        self.limited = Counter(
+            "fleet_hub_limited",
+            "Requests refused by limits (429), by limit (ingest_rate, streams).",
+            ["limit"],
+            registry=registry,
+        )
 
     def set_fleet(self, health_counts: dict[str, int], units_not_ready: int) -> None:
         for health in HEALTH_VALUES:

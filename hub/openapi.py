@@ -27,9 +27,11 @@ _ERROR_TEXT = {
     401: "Missing, unknown or revoked token (webhooks: bad or missing signature)",
     403: "The token may not do this",
     404: "Not found",
+    408: "The request body did not arrive within limits.bodyTimeout",
     409: "Conflict: a webhook delivery already received; a wave action with nothing to do",
     413: "Body too large",
     422: "Body does not match the schema (or names an unknown revision)",
+    429: "Over this token's limit (ingest rate, open streams); retry after Retry-After seconds",
     502: "The Git server refused or failed",
     503: "Database unavailable",
 }

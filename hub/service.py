@@ -22,7 +22,7 @@ import pydantic
 
 from fleet import report as report_schema
 from fleet.report import ClusterHealth, ClusterReport, ClusterSummary, Event, HubCommand
-from hub import api, auth, webhooks
+from hub import api, auth, limits, webhooks
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
 from hub.notify import Alert, Dispatcher, alerts_from_report, stale_alert
@@ -55,10 +55,18 @@ _HEALTH: dict[str, ClusterHealth] = {health: health for health in report_schema.
 class HubError(Exception):
     """A request the hub refuses; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
 
 
 class Pulse:
@@ -143,6 +151,12 @@ class Hub:
         self._commands: dict[str, Pulse] = {}
         self._stopping: anyio.Event | None = None
         self._tokens: dict[str, tuple[TokenRecord, float]] = {}
+        self.ingest_limiter = limits.IngestLimiter(
+            config.limits.ingest_per_second, config.limits.ingest_burst
+        )
+        self.stream_slots = limits.StreamSlots(
+            config.limits.streams_per_token, config.limits.streams
+        )
         self.promoter = Promoter(config.promotion, self) if config.promotion else None
         """Runs beside the hub (``hub.app``'s lifespan) when ``promotion`` is configured."""
 
@@ -297,7 +311,7 @@ class Hub:
                 ),
                 health=health,
                 message=report_schema.health_message(report),
-                events=[_event_input(event) for event in report.events],
+                events=[_event_input(event, now) for event in report.events],
             )
 
         outcome = await self.store.ingest(
@@ -388,23 +402,21 @@ class Hub:
         if record is None:
             raise HubError(404, f"no cluster {name!r}")
         body = await self.store.latest_report(name)
-        report = ClusterReport.model_validate_json(body) if body else None
+        report = _stored_report(name, body) if body else None
         return api.ClusterDetail(cluster=self.summary_of(record, now), report=report)
 
     async def history(self, name: str, limit: int) -> api.ReportHistory:
         if await self.store.get_cluster(name, 0) is None:
             raise HubError(404, f"no cluster {name!r}")
         rows = await self.store.report_history(name, limit)
-        return api.ReportHistory(
-            items=[
-                api.HistoryEntry(
-                    received_at=_iso(received_at),
-                    digest=digest,
-                    report=ClusterReport.model_validate_json(body),
+        items = []
+        for received_at, digest, body in rows:
+            stored = _stored_report(name, body)
+            if stored is not None:
+                items.append(
+                    api.HistoryEntry(received_at=_iso(received_at), digest=digest, report=stored)
                 )
-                for received_at, digest, body in rows
-            ]
-        )
+        return api.ReportHistory(items=items)
 
     async def events(self, name: str | None, limit: int, before: int | None) -> api.EventList:
         if name is not None and await self.store.get_cluster(name, 0) is None:
@@ -521,31 +533,42 @@ class Hub:
             )
         now = self.clock()
         push: webhooks.PushEvent | None
+        # What the provider's signature covers: remembered, so no header change replays it.
+        signed: bytes | None = None
         if provider == "github":
             webhooks.verify_github(secret, body, headers.get("x-hub-signature-256"))
-            delivery = headers.get("x-github-delivery")
+            delivery = webhooks.delivery_id(headers.get("x-github-delivery"), "X-GitHub-Delivery")
             push = webhooks.parse_github(headers.get("x-github-event"), body)
+            signed = body
         elif provider == "gitlab":
             webhooks.verify_gitlab(secret, headers.get("x-gitlab-token"))
-            delivery = headers.get("x-gitlab-event-uuid")
+            delivery = webhooks.delivery_id(
+                headers.get("x-gitlab-event-uuid"), "X-Gitlab-Event-UUID"
+            )
             push = webhooks.parse_gitlab(headers.get("x-gitlab-event"), body)
         else:
             window = self.config.webhooks.replay_window.total_seconds()
+            timestamp = headers.get("x-fleet-timestamp")
             webhooks.verify_generic(
-                secret,
-                body,
-                headers.get("x-fleet-signature"),
-                headers.get("x-fleet-timestamp"),
-                now,
-                window,
+                secret, body, headers.get("x-fleet-signature"), timestamp, now, window
             )
-            delivery = headers.get("x-fleet-delivery")
+            delivery = webhooks.delivery_id(headers.get("x-fleet-delivery"), "X-Fleet-Delivery")
             if not delivery:
                 raise webhooks.WebhookRejected(
                     "missing X-Fleet-Delivery header", result="invalid", status=400
                 )
             push = webhooks.parse_generic(body)
+            assert timestamp is not None  # verify_generic refuses a missing one
+            signed = webhooks.generic_signed_bytes(timestamp, body)
         # Checked after the signature, so nobody can burn delivery ids without the secret.
+        if signed is not None and not await self.store.remember_delivery(
+            f"{provider}#signed", webhooks.replay_key(signed), now
+        ):
+            raise webhooks.WebhookRejected(
+                "this delivery (the same signed content) was already received",
+                result="replayed",
+                status=409,
+            )
         if delivery and not await self.store.remember_delivery(provider, delivery, now):
             raise webhooks.WebhookRejected(
                 f"delivery {delivery} was already received", result="replayed", status=409
@@ -658,10 +681,26 @@ class Hub:
         return flagged
 
 
-def _event_input(event: Event) -> EventInput:
+def _stored_report(cluster: str, body: str) -> ClusterReport | None:
+    """A stored report, or None when it no longer passes the schema (stored by an older
+    hub with laxer limits): the cluster's page still answers, without the report."""
+    try:
+        return ClusterReport.model_validate_json(body)
+    except pydantic.ValidationError as error:
+        log.warning(
+            "stored report of %s fails the schema (%d problems); not served",
+            cluster,
+            error.error_count(),
+        )
+        return None
+
+
+def _event_input(event: Event, received_at: float) -> EventInput:
+    """The event as stored; its time is clamped to the hub's clock, so an agent whose clock
+    runs ahead (or lies) cannot keep an event inside windows like "drift 24h"."""
     return EventInput(
         fingerprint=event.fingerprint(),
-        time=event.time.timestamp(),
+        time=min(event.time.timestamp(), received_at),
         type=event.type,
         reason=event.reason,
         unit=event.unit,

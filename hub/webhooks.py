@@ -4,8 +4,14 @@ Pure code. GitHub signs the raw body with HMAC-SHA256 (``X-Hub-Signature-256:
 sha256=<hex>``); GitLab sends a shared token (``X-Gitlab-Token``), compared in constant
 time; the generic form signs ``<timestamp>.<body>`` (``X-Fleet-Signature: sha256=<hex>``,
 ``X-Fleet-Timestamp: <unix seconds>``) so that a captured request cannot be replayed
-after the window, and names each delivery (``X-Fleet-Delivery``) so that it cannot be
-replayed within it either (the hub remembers delivery ids for the window).
+after the window, and names each delivery (``X-Fleet-Delivery``). The delivery id is not
+signed, so the hub remembers, for the window, both the id and the digest of what was
+signed (``replay_key``): a captured delivery sent again with a new or no id is still a
+replay. GitHub signs only the body, so a GitHub delivery is remembered by its body's
+digest as well as by ``X-GitHub-Delivery``: changing or dropping the id does not replay.
+
+Headers come from anyone: a header that is not printable ASCII, too long, or a
+timestamp that is not plain unix seconds (``nan``, ``inf``, ``1e9``) is refused (400/401).
 
 A push of ref R to repository U concerns every cluster whose agent follows R of U, as
 the agent reports them in ``source.ref`` and ``source.url``.
@@ -26,6 +32,9 @@ PROVIDERS: tuple[Provider, ...] = ("github", "gitlab", "generic")
 DEFAULT_REPLAY_WINDOW_SECONDS = 300.0
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>.+)$")
+_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}(?:\.[0-9]{1,9})?$")
+_HEADER_TEXT = re.compile(r"^[\x21-\x7e]{1,256}$")
+"""A signature, token, delivery id or timestamp: visible ASCII, no spaces, bounded."""
 
 
 class WebhookRejected(Exception):
@@ -57,8 +66,31 @@ def signature_of(secret: str, payload: bytes) -> str:
 def _check_signature(secret: str, payload: bytes, header: str | None, name: str) -> None:
     if not header:
         raise WebhookRejected(f"missing {name} header", result="unsigned")
-    if not hmac.compare_digest(signature_of(secret, payload), header.strip()):
+    value = header.strip()
+    if not _HEADER_TEXT.match(value):
+        raise WebhookRejected(f"{name} is not a signature", result="bad_signature")
+    if not hmac.compare_digest(signature_of(secret, payload).encode(), value.encode()):
         raise WebhookRejected(f"{name} does not match the payload", result="bad_signature")
+
+
+def delivery_id(header: str | None, name: str) -> str | None:
+    """A delivery id header, checked: None when absent; refused when not plain text."""
+    if header is None or header == "":
+        return None
+    if not _HEADER_TEXT.match(header):
+        raise WebhookRejected(
+            f"{name} must be 1-256 visible ASCII characters", result="invalid", status=400
+        )
+    return header
+
+
+def replay_key(signed: bytes) -> str:
+    """What identifies a delivery whatever its unsigned headers say: the signed bytes."""
+    return hashlib.sha256(signed).hexdigest()
+
+
+def generic_signed_bytes(timestamp: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"." + body
 
 
 def verify_github(secret: str, body: bytes, signature: str | None) -> None:
@@ -68,7 +100,7 @@ def verify_github(secret: str, body: bytes, signature: str | None) -> None:
 def verify_gitlab(token: str, header: str | None) -> None:
     if not header:
         raise WebhookRejected("missing X-Gitlab-Token header", result="unsigned")
-    if not hmac.compare_digest(token.encode(), header.encode()):
+    if not hmac.compare_digest(token.encode(), header.encode("utf-8", "replace")):
         raise WebhookRejected("X-Gitlab-Token is wrong", result="bad_signature")
 
 
@@ -83,11 +115,13 @@ def verify_generic(
     """Check the signature over ``<timestamp>.<body>`` and that the timestamp is recent."""
     if not timestamp:
         raise WebhookRejected("missing X-Fleet-Timestamp header", result="unsigned")
-    try:
-        sent = float(timestamp)
-    except ValueError:
-        raise WebhookRejected("X-Fleet-Timestamp is not a number", result="bad_signature") from None
-    _check_signature(secret, timestamp.encode() + b"." + body, signature, "X-Fleet-Signature")
+    if not _UNIX_SECONDS.match(timestamp):
+        raise WebhookRejected(
+            "X-Fleet-Timestamp must be unix seconds (digits, optionally a fraction)",
+            result="bad_signature",
+        )
+    sent = float(timestamp)
+    _check_signature(secret, generic_signed_bytes(timestamp, body), signature, "X-Fleet-Signature")
     if abs(now - sent) > window_seconds:
         raise WebhookRejected(
             f"X-Fleet-Timestamp is {abs(now - sent):.0f}s away from now; "

@@ -30,6 +30,7 @@ from fleet import report as report_schema
 from fleet.report import ClusterReport
 from fleet.source import GitAuth, GitSource, SourceError
 from fleet.source.push import DEFAULT_AUTHOR, BranchWriter, FileReader, PushResult
+from fleet.untrusted import printable
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,13 @@ def read_status_branch(source: GitSource) -> list[ClusterReport]:
         for path in sorted((checkout / STATUS_DIR).glob("*.yaml")):
             try:
                 reports.append(parse_status(path.read_bytes()))
-            except (ValueError, yaml.YAMLError, pydantic.ValidationError) as error:
-                log.warning("skipping %s/%s: %s", STATUS_DIR, path.name, error)
+            except pydantic.ValidationError as error:
+                # Without the input: the file is a hostile cluster's, the log a terminal.
+                problems = "; ".join(
+                    ".".join(str(part) for part in item["loc"]) + ": " + item["msg"]
+                    for item in error.errors(include_url=False, include_input=False)
+                )
+                log.warning("skipping %s/%s: %s", STATUS_DIR, path.name, printable(problems))
+            except (ValueError, yaml.YAMLError) as error:
+                log.warning("skipping %s/%s: %s", STATUS_DIR, path.name, printable(str(error)))
     return sorted(reports, key=lambda report: report.cluster)

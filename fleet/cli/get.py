@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fleet import untrusted
 from fleet.cli import output, units
 from fleet.report import ClusterSummary, short_revision
 
@@ -156,7 +157,7 @@ def _get_clusters(args: argparse.Namespace) -> int:
                 raise CommandError(f"give --hub URL (or ${HUB_URL_ENV}) or --repo URL")
             clusters = _from_hub(args, url)
     except CommandError as error:
-        print(f"fleet get clusters: {error}", file=sys.stderr)
+        print(untrusted.printable(f"fleet get clusters: {error}"), file=sys.stderr)
         return 1
     if args.output != "table":
         data: list[dict[str, Any]] = [cluster.wire() for cluster in clusters]

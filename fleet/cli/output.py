@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 import yaml
 
+from fleet import untrusted
+
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
@@ -26,9 +28,14 @@ def add_output_flag(parser: argparse.ArgumentParser) -> None:
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: TextIO | None = None
 ) -> None:
-    """Columns separated by three spaces, upper-case headers, as ``kubectl get`` prints."""
+    """Columns separated by three spaces, upper-case headers, as ``kubectl get`` prints.
+
+    Cells come from clusters and repositories: control characters are replaced, so a
+    value cannot move the cursor, retitle the terminal or break the table's lines."""
     stream = stream or sys.stdout
-    cells = [[str(h).upper() for h in headers]] + [[str(c) for c in row] for row in rows]
+    cells = [[str(h).upper() for h in headers]] + [
+        [untrusted.printable(str(c)) for c in row] for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         stream.write(

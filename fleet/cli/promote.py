@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fleet import untrusted
 from fleet.cli import output
 from fleet.cli.get import HUB_TOKEN_ENV, HUB_TOKEN_FILE_ENV, HUB_URL_ENV, CommandError
 
@@ -198,7 +199,7 @@ def _action(args: argparse.Namespace) -> int:
     except CommandError as error:
         print(f"fleet promote {args.action}: {error}", file=sys.stderr)
         return 1
-    print(_describe(record))
+    print(untrusted.printable(_describe(record)))
     return 0
 
 

@@ -24,6 +24,7 @@ import anyio
 from agent import reconciler
 from agent import units as unit_defs
 from agent.units import SplitRender, UnitDefinition, UnitKey
+from fleet import untrusted
 from fleet.api import unit as unit_api
 from fleet.cli import kubeargs, unitview
 from fleet.cli.kubeargs import CliError, progress
@@ -81,7 +82,7 @@ async def _diff(args: argparse.Namespace) -> int:
         )
         changes = await diff_unit(client, definition, split, live_unit, units, args.namespace)
     for line in objectdiff.format_changes(changes):
-        print(line)
+        print(untrusted.printable(line, multiline=True))
     sys.stdout.flush()
     code = objectdiff.exit_code(changes)
     name = unitview.display_name(definition.resource_name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from fleet import untrusted
 from fleet.api import unit as unit_api
 from fleet.cli import kubeargs, output, unitdiff, unitview
 from fleet.cli.kubeargs import CliError, progress
@@ -267,7 +268,7 @@ async def _watch_units(client: KubeClient, namespace: str, version: str, only: s
                 cells = unitview.UnitRow.of(event.object, _now()).cells()
                 if event.type == "DELETED":
                     cells[1] = "Deleted"
-                print("   ".join(cells).rstrip(), flush=True)
+                print(untrusted.printable("   ".join(cells).rstrip()), flush=True)
         except Gone:
             _, version = await list_units(client, namespace)
 
@@ -413,7 +414,7 @@ async def _watch_events(
                 version = event.object.get("metadata", {}).get("resourceVersion", version)
                 if event.type in ("ADDED", "MODIFIED") and wanted(event.object):
                     row = unitview.event_row(event.object, _now())
-                    print("   ".join(row).rstrip(), flush=True)
+                    print(untrusted.printable("   ".join(row).rstrip()), flush=True)
         except Gone:
             _, version = await client.list("v1", "Event", namespace)
 
@@ -429,5 +430,5 @@ async def _tree(args: argparse.Namespace) -> int:
             output.print_structured(unitview.tree_summary(unit, units), args.output)
             return 0
         for line in unitview.render_tree(unitview.unit_tree(unit, units)):
-            print(line)
+            print(untrusted.printable(line))
     return 0

@@ -9,6 +9,7 @@ sides of the comparison come from the server.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import hashlib
@@ -44,9 +45,31 @@ def project(live: Any, desired: Any) -> Any:
     return _MISSING if live is None else live
 
 
+def as_stored(desired: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``desired`` as the API server stores it, where that differs from what was sent.
+
+    A core Secret's ``stringData`` is write-only: the server folds it into ``data``
+    (base64, ``stringData`` winning over ``data`` for the same key) and never returns it.
+    Compared as sent, an out-of-band edit of such a key would never look like drift.
+    """
+    string_data = desired.get("stringData")
+    if not (
+        desired.get("kind") == "Secret"
+        and desired.get("apiVersion") == "v1"
+        and isinstance(string_data, Mapping)
+    ):
+        return desired
+    data = dict(desired.get("data") or {})
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    folded = {k: v for k, v in desired.items() if k != "stringData"}
+    folded["data"] = data
+    return folded
+
+
 def fingerprint(live: Mapping[str, Any], desired: Mapping[str, Any]) -> str:
     """A short digest of ``project(live, desired)``: cheap to keep for thousands of objects."""
-    projected = project(_without_volatile(live), _without_volatile(desired))
+    projected = project(_without_volatile(live), _without_volatile(as_stored(desired)))
     encoded = json.dumps(projected, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
 
@@ -73,6 +96,8 @@ def contains(live: Any, desired: Any) -> bool:
     Used when no fingerprint is remembered (after an agent restart): true means an apply
     would change nothing the agent cares about, so it can be skipped.
     """
+    if isinstance(desired, Mapping) and "stringData" in desired:
+        desired = as_stored(desired)
     if isinstance(desired, Mapping):
         return isinstance(live, Mapping) and all(
             contains(live.get(k), v) for k, v in desired.items() if k != "status"
@@ -114,7 +139,8 @@ def changed_fields(live: Any, desired: Any, path: str = "") -> Iterator[FieldCha
         and desired.get("kind") == "Secret"
         and desired.get("apiVersion") == "v1"
     )
-    for change in _changed_fields(live, desired, path):
+    compared = as_stored(desired) if secret else desired
+    for change in _changed_fields(live, compared, path):
         yield dataclasses.replace(change, hidden=True) if secret else change
 
 

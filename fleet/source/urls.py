@@ -13,8 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from fleet.redact import redact_url
+
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<path>.+)$")
-_REDACTED = "***"
 
 
 class Transport(StrEnum):
@@ -45,12 +46,8 @@ class GitURL:
 
     @property
     def redacted(self) -> str:
-        """The URL with any password replaced, for messages and logs."""
-        if not self.has_password:
-            return self.text
-        parts = urlsplit(self.text)
-        netloc = f"{parts.username}:{_REDACTED}@{parts.netloc.rpartition('@')[2]}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        """The URL without credentials (see ``fleet.redact``), for messages and logs."""
+        return redact_url(self.text)
 
     @property
     def secret_values(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import httpx
 from fleet.core import verification
 from fleet.core.verification import CheckResult, CheckState
 from fleet.models.fleetconfig import FleetConfig, Verification
-from fleet.report import redact_url
+from fleet.redact import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ import psycopg
 import psycopg.rows
 import psycopg_pool
 
+from fleet.redact import redact_url
 from hub.store.schema import POSTGRES, SQLITE, Dialect
 
 T = TypeVar("T")
@@ -181,7 +182,7 @@ class PostgresDatabase:
         try:
             self._pool.open(wait=True, timeout=30)
         except psycopg_pool.PoolTimeout as error:
-            raise StoreError(f"cannot connect to PostgreSQL at {_redacted(url)}") from error
+            raise StoreError(f"cannot connect to PostgreSQL at {redact_url(url)}") from error
         self._limiter = anyio.CapacityLimiter(pool_size)
 
     def run_sync(self, operation: Callable[[Connection], T]) -> T:
@@ -202,13 +203,6 @@ class PostgresDatabase:
         self._pool.close()
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@")
-
-
 def open_database(url: str) -> SQLiteDatabase | PostgresDatabase:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``postgresql://...``."""
     scheme = urlsplit(url).scheme
@@ -221,7 +215,7 @@ def open_database(url: str) -> SQLiteDatabase | PostgresDatabase:
     if scheme in ("postgresql", "postgres"):
         return PostgresDatabase(url)
     raise StoreError(
-        f"unsupported database URL {_redacted(url)!r}; use sqlite:/// or postgresql://"
+        f"unsupported database URL {redact_url(url)!r}; use sqlite:/// or postgresql://"
     )
 
 

@@ -17,10 +17,12 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 
+from fleet import untrusted
 from fleet.report import utc_now
 from hub.api import EventRecord
 from hub.tui import view
@@ -259,6 +261,25 @@ class FleetApp(App[None]):
             self.pop_screen()
         if wanted is not None:
             self.push_screen(wanted())
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification of this app quotes the hub (names, errors): shown as text,
+        never parsed as markup, whatever a caller passes for ``markup``."""
+        super().notify(
+            untrusted.printable(message, multiline=True),
+            title=untrusted.printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def action_help(self) -> None:
         if isinstance(self.screen, ModalScreen):

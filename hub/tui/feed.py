@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 import pydantic
 
+from fleet import redact
 from fleet import report as report_schema
 from fleet.report import ClusterReport, ClusterSummary, HubCommand
 from hub import api
@@ -250,7 +251,7 @@ class StatusBranchSource:
         source = GitSource(url, GitRef(branch=branch), cache_dir=cache)
         return cls(
             lambda: read_status_branch(source),
-            label=f"{report_schema.redact_url(url)} ({branch}, read-only)",
+            label=f"{redact.redact_url(url)} ({branch}, read-only)",
             interval=interval,
             cleanup=lambda: shutil.rmtree(cache, ignore_errors=True),
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from rich.text import Text
 
+from fleet import untrusted
 from fleet.report import ClusterSummary
 from hub.api import EventRecord
 from hub.tui.client import WaveStatus
@@ -154,12 +155,13 @@ def revision_cell(revision: str | None, target: str | None) -> Text:
     behind it; no mark when the wave's target is not known (no promoter)."""
     if not revision:
         return Text("<none>", style="bright_black")
-    sha = short_sha(revision)
+    sha = untrusted.printable(short_sha(revision))
     if not target:
         return Text(sha)
     if same_commit(revision, target):
         return Text.assemble((sha, "green"), (" (target)", "bright_black"))
-    return Text.assemble((sha, "yellow"), (f" → {short_sha(target)}", "yellow"))
+    target_sha = untrusted.printable(short_sha(target))
+    return Text.assemble((sha, "yellow"), (f" → {target_sha}", "yellow"))
 
 
 def wave_of(cluster: ClusterSummary, members: Mapping[str, str]) -> str:
@@ -205,12 +207,12 @@ class Waves:
 def cluster_cells(
     cluster: ClusterSummary, waves: Waves, now: datetime.datetime
 ) -> tuple[Cell, ...]:
-    """One overview row, in ``COLUMNS`` order."""
+    """One overview row, in ``COLUMNS`` order; the hub's text as ``Text``, never markup."""
     wave = wave_of(cluster, waves.members)
     drift = cluster.drift24h
     return (
-        Text(wave or "—", style="bold" if wave else "bright_black"),
-        cluster.name,
+        untrusted.literal(wave or "—", style="bold" if wave else "bright_black"),
+        untrusted.literal(cluster.name),
         health_cell(cluster.health),
         revision_cell(cluster.revision, waves.targets.get(wave)),
         Text(
@@ -219,7 +221,9 @@ def cluster_cells(
         ),
         Text(str(drift), style="magenta" if drift else "bright_black"),
         age_cell(cluster, now),
-        Text(cluster.agent_version or "?", style="" if cluster.agent_version else "bright_black"),
+        untrusted.literal(
+            cluster.agent_version or "?", style="" if cluster.agent_version else "bright_black"
+        ),
     )
 
 

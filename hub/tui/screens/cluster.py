@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
+from fleet import untrusted
 from fleet.report import ClusterReport, UnitReport
 from hub import api
 from hub.tui import view
@@ -49,10 +50,12 @@ def unit_cells(unit: UnitReport, now: datetime.datetime) -> tuple[view.Cell, ...
     )
     return (
         unit.kind,
-        unit.key,
+        untrusted.literal(unit.key),
         Text(f"{symbol} {'suspended' if unit.suspended else unit.ready}", style=style),
-        unit.reason,
-        Text(view.short_sha(unit.last_applied_revision) or "—", style="yellow" if behind else ""),
+        untrusted.literal(unit.reason),
+        untrusted.literal(
+            view.short_sha(unit.last_applied_revision) or "—", style="yellow" if behind else ""
+        ),
         str(unit.inventory_size),
         Text(str(unit.drift_count), style="magenta" if unit.drift_count else "bright_black"),
         view.since(unit.last_reconcile_at, now) if unit.last_reconcile_at else "—",
@@ -62,48 +65,55 @@ def unit_cells(unit: UnitReport, now: datetime.datetime) -> tuple[view.Cell, ...
 def unit_lines(unit: UnitReport) -> Text:
     """The unit's Ready condition in full, and what it depends on."""
     symbol, style = READY_STYLE[unit.ready]
+    shown = untrusted.printable
     text = Text.assemble(
-        (unit.key, "bold"),
+        (shown(unit.key), "bold"),
         f"  Ready={unit.ready} ",
         (symbol, style),
-        f"  {unit.reason}",
+        f"  {shown(unit.reason)}",
         ("  suspended" if unit.suspended else "", "blue"),
     )
     if unit.message:
-        text.append(f"\n{unit.message}", style="red" if unit.ready == "False" else "")
+        message = shown(unit.message, multiline=True)
+        text.append(f"\n{message}", style="red" if unit.ready == "False" else "")
     attempted = unit.last_attempted_revision
     if attempted and not view.same_commit(attempted, unit.last_applied_revision):
-        text.append(f"\nattempted {view.short_sha(attempted)}", style="yellow")
+        text.append(f"\nattempted {shown(view.short_sha(attempted))}", style="yellow")
     if unit.depends_on:
-        text.append(f"\ndepends on {', '.join(unit.depends_on)}", style="bright_black")
+        depends = shown(", ".join(unit.depends_on))
+        text.append(f"\ndepends on {depends}", style="bright_black")
     return text
 
 
 def cluster_lines(detail: api.ClusterDetail, now: datetime.datetime) -> Text:
     cluster = detail.cluster
     report: ClusterReport | None = detail.report
+    shown = untrusted.printable
     labels = " ".join(f"{k}={v}" for k, v in sorted(cluster.labels.items())) or "no labels"
     text = Text.assemble(
-        (cluster.name, "bold"),
+        (shown(cluster.name), "bold"),
         "  ",
         view.health_cell(cluster.health),
         f"  units {cluster.units_ready}/{cluster.units_total}",
         f"  drift 24h {cluster.drift24h}",
         f"  reported {view.since(cluster.last_report_at, now)} ago",
-        f"  agent {cluster.agent_version or '?'}",
+        f"  agent {shown(cluster.agent_version or '?')}",
         "\n",
-        (labels, "cyan"),
+        (shown(labels), "cyan"),
     )
     if report is not None:
         source = report.source
         mark = ("✔", "green") if source.ready else ("✖", "bold red")
         text.append("\nsource ")
         text.append(mark[0], style=mark[1])
-        text.append(f" {source.url} {source.ref}  {view.short_sha(source.revision) or '—'}")
+        revision = view.short_sha(source.revision) or "—"
+        text.append(shown(f" {source.url} {source.ref}  {revision}"))
         if source.message:
-            text.append(f"  {source.message}", style="red" if not source.ready else "")
+            message = shown(source.message, multiline=True)
+            text.append(f"  {message}", style="red" if not source.ready else "")
     if cluster.message:
-        text.append(f"\n{cluster.message}", style="red" if cluster.health == "Degraded" else "")
+        message = shown(cluster.message, multiline=True)
+        text.append(f"\n{message}", style="red" if cluster.health == "Degraded" else "")
     return text
 
 
@@ -153,7 +163,8 @@ class ClusterScreen(FleetScreen):
             detail = await self.fleet.source.cluster(self.cluster)
             events = await self.fleet.source.events(self.cluster, RECENT_EVENTS)
         except HubClientError as error:
-            self.query_one("#cluster-info", Static).update(Text(str(error), style="red"))
+            info = self.query_one("#cluster-info", Static)
+            info.update(untrusted.literal(str(error), style="red", multiline=True))
             return
         self.show(detail, events)
 

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from fleet import untrusted
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Dismissed with True only by an explicit yes (``y`` or the button)."""
@@ -28,8 +30,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self.title_text, id="dialog-title")
-            yield Static(self.question, id="dialog-question")
+            yield Static(untrusted.literal(self.title_text), id="dialog-title")
+            yield Static(untrusted.literal(self.question, multiline=True), id="dialog-question")
             with Horizontal(id="dialog-buttons"):
                 yield Button(f"{self.confirm_label} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", variant="primary", id="no")

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
+from fleet import untrusted
 from hub.tui import view
 from hub.tui.screens.base import FleetScreen
 from hub.tui.screens.cluster import ClusterScreen
@@ -68,7 +69,7 @@ class OverviewScreen(FleetScreen):
         title = f"sorted by {table.sort_by}"
         if table.filter_text:
             title += f" · filter “{table.filter_text}” · {shown} of {total} shown"
-        table.border_title = title
+        table.border_title = untrusted.escape_markup(title)
         self.query_one("#selection", Static).update(self._selection_line())
 
     def _selection_line(self) -> Text:
@@ -77,18 +78,20 @@ class OverviewScreen(FleetScreen):
         if cluster is None:
             empty = "no cluster matches the filter" if self.table.filter_text else "no clusters yet"
             return Text(empty, style="bright_black")
+        shown = untrusted.printable
         labels = " ".join(f"{k}={v}" for k, v in sorted(cluster.labels.items()))
         line = Text.assemble(
-            (cluster.name, "bold"),
+            (shown(cluster.name), "bold"),
             "  ",
             view.health_cell(cluster.health),
             "  ",
-            (cluster.revision or "no revision", "bright_black"),
+            (shown(cluster.revision or "no revision"), "bright_black"),
             "  ",
-            (labels, "cyan"),
+            (shown(labels), "cyan"),
         )
         if cluster.message:
-            line.append(f"\n{cluster.message}", style="red" if cluster.health == "Degraded" else "")
+            message = shown(cluster.message, multiline=True)
+            line.append(f"\n{message}", style="red" if cluster.health == "Degraded" else "")
         return line
 
     @on(DataTable.RowHighlighted, "#clusters")

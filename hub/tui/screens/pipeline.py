@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
+from fleet import untrusted
 from hub.tui import view
 from hub.tui.client import WaveStatus
 from hub.tui.screens.base import FleetScreen
@@ -74,13 +75,15 @@ class PipelineScreen(FleetScreen):
             await container.remove_children()
             self.selected = None
             message.update(
-                Text(state.promotion_problem or "reading the promotion state…", style="yellow")
+                untrusted.literal(
+                    state.promotion_problem or "reading the promotion state…", style="yellow"
+                )
             )
             self.query_one("#wave-detail", Static).update("")
             self.shown = state.promotion_problem != ""
             return
         if state.promotion_problem:
-            message.update(Text(state.promotion_problem, style="bold red"))
+            message.update(untrusted.literal(state.promotion_problem, style="bold red"))
         else:
             message.update("" if waves else Text("no waves in fleet.yaml", style="yellow"))
         cards = list(self.query(WaveCard))
@@ -134,18 +137,19 @@ class PipelineScreen(FleetScreen):
         if wave is None:
             detail.update("")
             return
-        text = Text.assemble(("wave ", "bright_black"), (wave.name, "bold"))
+        shown = untrusted.printable
+        text = Text.assemble(("wave ", "bright_black"), (shown(wave.name), "bold"))
         if wave.depends_on:
-            text.append(f"  after {', '.join(wave.depends_on)}", style="bright_black")
+            text.append(shown(f"  after {', '.join(wave.depends_on)}"), style="bright_black")
         text.append("\n")
         text.append_text(view.action_cell(wave.action))
-        text.append(f"  {wave.reason}\n")
+        text.append(f"  {shown(wave.reason)}\n")
         clusters = self.fleet.state.clusters
         for name in wave.clusters[:MAX_LISTED_CLUSTERS]:
             cluster = clusters.get(name)
             health = view.health_cell(cluster.health if cluster else "Unknown")
             revision = view.revision_cell(cluster.revision if cluster else None, wave.revision)
-            text.append_text(Text.assemble(f"  {name:<24} ", health, "  ", revision, "\n"))
+            text.append_text(Text.assemble(f"  {shown(name):<24} ", health, "  ", revision, "\n"))
         if len(wave.clusters) > MAX_LISTED_CLUSTERS:
             text.append(f"  … and {len(wave.clusters) - MAX_LISTED_CLUSTERS} more\n")
         detail.update(text)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from fleet import untrusted
 from hub.tui.feed import Connection
 
 STATE_STYLE: dict[str, tuple[str, str, str]] = {
@@ -37,8 +38,9 @@ def render_connection(connection: Connection, where: str) -> Text:
     symbol, words, style = STATE_STYLE[connection.state]
     text = Text.assemble((f"{symbol} {words}", style))
     if connection.state in ("connected", "read-only", "connecting"):
-        text.append(f"  {where}", style="bright_black")
+        text.append(f"  {untrusted.printable(where)}", style="bright_black")
     else:
         attempt = f" (attempt {connection.attempt})" if connection.attempt else ""
-        text.append(f"{attempt}  {connection.detail}", style="bright_black")
+        detail = untrusted.printable(connection.detail)
+        text.append(f"{attempt}  {detail}", style="bright_black")
     return text

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
+from fleet import untrusted
 from hub.api import EventRecord
 from hub.tui import view
 
@@ -20,11 +21,11 @@ def event_cells(event: EventRecord, now: datetime.datetime, *, cluster: bool) ->
     style = "yellow" if event.type == "Warning" else ""
     cells: list[view.Cell] = [Text(view.since(event.time, now), style="bright_black")]
     if cluster:
-        cells.append(event.cluster)
+        cells.append(untrusted.literal(event.cluster))
     cells += [
-        Text(event.reason, style=style or "green"),
-        event.unit,
-        Text(event.message or event.object, style=style),
+        untrusted.literal(event.reason, style=style or "green"),
+        untrusted.literal(event.unit),
+        untrusted.literal(event.message or event.object, style=style),
     ]
     return cells
 

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from fleet import untrusted
 from hub.tui.widgets.connection_status import ConnectionStatus
 from hub.tui.widgets.summary_bar import SummaryBar
 
@@ -16,6 +17,6 @@ class FleetHeader(Horizontal):
         self.title = title
 
     def compose(self) -> ComposeResult:
-        yield Static(self.title, classes="screen-title")
+        yield Static(untrusted.literal(self.title), classes="screen-title")
         yield SummaryBar()
         yield ConnectionStatus()

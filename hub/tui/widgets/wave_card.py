@@ -7,6 +7,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from fleet import untrusted
 from hub.tui import view
 from hub.tui.client import WaveStatus
 
@@ -34,7 +35,7 @@ class WaveCard(Widget, can_focus=True):
         self.set_class(wave.action in ("halt", "rollback"), "-failing")
         self.set_class(wave.paused, "-paused")
         lines = [
-            Text(wave.name, style="bold"),
+            untrusted.literal(wave.name, style="bold"),
             Text.assemble(("current   ", "bright_black"), view.short_sha(wave.revision) or "—"),
             Text.assemble(
                 ("candidate ", "bright_black"),
@@ -45,7 +46,7 @@ class WaveCard(Widget, can_focus=True):
             ),
             Text.assemble(("last good ", "bright_black"), view.short_sha(wave.last_good) or "—"),
             view.action_cell(wave.action),
-            Text(wave.reason, style="italic"),
+            untrusted.literal(wave.reason, style="italic"),
             Text(""),
             Text(" ".join(flag for flag in _flags(wave)), style="magenta"),
             Text(f"{len(wave.clusters)} clusters  {self.health}", style="bright_black"),
