@@ -93,6 +93,7 @@ def test_writes_the_status_file_and_commits_only_on_change(
             "inventorySize": 0,
             "driftCount": 0,
             "dependsOn": [],
+            "source": "",
         }
     ]
     assert fleet_repo.git("ls-remote", "origin", "refs/heads/main").split()[0] == fleet_repo.head()
