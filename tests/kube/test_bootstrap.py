@@ -33,7 +33,7 @@ from tests.gitservers import (
     sshd_unavailable_reason,
 )
 from tests.hubserver import RunningHub, create_token, running_hub
-from tests.support import eventually
+from tests.support import eventually, require
 
 
 def _commits(bare: Path) -> int:
@@ -192,11 +192,8 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
 def test_bootstrap_over_ssh_generates_a_deploy_key_and_records_the_host_key(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    reason = sshd_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    if shutil.which("ssh-keyscan") is None:
-        pytest.skip("ssh-keyscan is missing")
+    require(sshd_unavailable_reason())
+    require(None if shutil.which("ssh-keyscan") else "ssh-keyscan; run `make system-deps`")
     state = tmp_path / "agents"
     # What a person does between two runs: add the key bootstrap printed to the repository.
     _, public = deploy_key(state / "bootstrap" / "dev" / "deploy-key")
