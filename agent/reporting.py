@@ -99,6 +99,8 @@ class Reporting:
                     inventory_size=len(state.inventory),
                     drift_count=state.drift_count,
                     depends_on=[f"{d.namespace}/{d.name}" for d in state.definition.depends_on],
+                    last_reconcile_at=state.last_reconcile_at,
+                    last_reconcile_seconds=state.last_reconcile_seconds,
                 )
             )
         return ClusterReport(

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from agent.loop import Agent
+from agent.reporting import Reporting
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
@@ -203,3 +204,27 @@ def _histogram_count(agent: Agent) -> float:
         if line.startswith("fleet_reconcile_duration_seconds_count") and 'name="root"' in line:
             return float(line.split()[-1])
     return 0.0
+
+
+async def test_a_first_start_warns_of_nothing_and_reports_when_each_unit_last_ran(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    # A unit that reconciles before its source's first fetch finished is waiting, not
+    # failing: an operator must not learn to ignore Warning events (the demo's finding).
+    daemon, repo = git
+    first = repo.commit({"clusters/dev/app.yaml": manifest(configmap(namespace, "settings"))})
+    repo.push("main")
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await eventually(lambda: _applied(kube, agent, first), what="first revision applied")
+        report = Reporting(agent).build()
+        assert report.units, "the agent reports its units"
+        for unit in report.units:
+            assert unit.last_reconcile_at is not None, f"{unit.key} reports no last run"
+            assert unit.last_reconcile_seconds is not None
+        items, _ = await kube.list("v1", "Event", agent.settings.namespace)
+        warnings = [f"{e['reason']}: {e['message']}" for e in items if e["type"] == "Warning"]
+        assert warnings == []
