@@ -68,6 +68,25 @@ async def _versions(kubeconfig: Path) -> dict[str, str]:
     return found
 
 
+async def _running_agent_pod(kubeconfig: Path) -> dict[str, Any] | None:
+    """The agent's Running pod once its Deployment reports it available, else None."""
+    async with await KubeClient.from_kubeconfig(str(kubeconfig)) as client:
+        deployment = await client.get(
+            "apps/v1", "Deployment", install.DEPLOYMENT_NAME, "fleet-system"
+        )
+        if deployment is None or deployment.get("status", {}).get("availableReplicas") != 1:
+            return None
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        pods, _ = await client.list(
+            "v1",
+            "Pod",
+            "fleet-system",
+            label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+        )
+    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+    return running[0] if len(running) == 1 else None
+
+
 def _applied_by_bootstrap(obj: dict[str, Any]) -> tuple[object, ...]:
     entries = [
         (entry["time"], entry["fieldsV1"])
@@ -422,6 +441,20 @@ def test_agent_install_applies_secrets_and_a_running_deployment(
         pod = deployment["spec"]["template"]["spec"]
         assert {v["name"] for v in pod["volumes"]} >= {"git-auth", "hub-token"}
         assert "--git-secret-dir=/etc/fleet/git" in pod["containers"][0]["args"]
+        # The controllers made a pod of it, the scheduler placed it and the (kwok) kubelet
+        # runs it: the Deployment is Available, with the Secrets its volumes mount present.
+        running = eventually(
+            lambda: anyio.run(_running_agent_pod, kubeconfig),
+            timeout=120,
+            what="the agent Deployment available with a Running pod",
+        )
+        assert running["spec"]["nodeName"]
+        assert running["spec"]["serviceAccountName"] == pod["serviceAccountName"]
+        for volume in running["spec"]["volumes"]:
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                secret = anyio.run(_get, kubeconfig, "v1", "Secret", name, "fleet-system")
+                assert secret is not None, f"volume {volume['name']} mounts missing Secret {name}"
         # Applying again is a no-op for server-side apply.
         # (The controllers keep writing its status, so compare what apply owns.)
         before = _applied_by_bootstrap(deployment)
