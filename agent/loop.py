@@ -526,8 +526,9 @@ class Agent:
         else:
             state.failures += 1
             # A stalled HelmRelease is looked at every interval; say it once.
+            level = logging.INFO if outcome.reason == PROGRESSING else logging.WARNING
             log.log(
-                logging.DEBUG if repeated else logging.WARNING,
+                logging.DEBUG if repeated else level,
                 "%s: %s",
                 outcome.reason,
                 outcome.message,
