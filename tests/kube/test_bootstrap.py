@@ -110,6 +110,7 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
     namespace: str,
     git: tuple[GitDaemon, WorkingClone],
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     daemon, repo = git
     kubeconfig = cluster.kubeconfig_path
@@ -178,6 +179,19 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
         with pytest.raises(Forbidden):
             anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", namespace)
         anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", "fleet-system")
+
+        # `fleet agent stop-local` stops that process by its recorded PID, and says so.
+        running = local.pid()
+        assert running is not None
+        capsys.readouterr()
+        stop_local = ["agent", "stop-local", "--cluster=dev", f"--state-dir={state}"]
+        assert main(stop_local) == 0
+        said = capsys.readouterr().err
+        assert f"local agent of cluster dev stopped (pid {running})" in said
+        assert local.pid() is None
+        assert not Path(f"/proc/{running}").exists(), "the agent process still exists"
+        assert main(stop_local) == 0
+        assert "no local agent runs for cluster dev" in capsys.readouterr().err
 
         # Uninstall keeps the workloads; --prune takes them too.
         assert (
