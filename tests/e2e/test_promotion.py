@@ -184,8 +184,9 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
     config = HubConfig.model_validate(
         {
             "database": database,
-            # Long enough that a slow machine never makes a live cluster Stale mid-story.
-            "staleAfter": "60s",
+            # 15 heartbeats: a slow machine does not make a live cluster Stale mid-story, and
+            # the stopped dev agent still goes Stale within the story's generous waits.
+            "staleAfter": "15s",
             "streamKeepalive": "1s",
             "promotion": {
                 "repo": daemon.url("fleet.git"),
@@ -290,7 +291,7 @@ def test_waves_promote_a_good_commit_stop_a_bad_one_and_roll_back_on_request(
             wait(lambda: fleet.ref(f"{WAVE}dev") == newer, 90, "dev's ref at yellow")
             staging = wait(
                 lambda: (w := fleet.wave("staging"))["reason"].startswith("blocked") and w,
-                30,
+                120,
                 "staging blocked by the stale dev cluster",
             )
             assert staging["reason"] == "blocked by stale cluster(s) dev (maxStale 0)"
