@@ -6,17 +6,30 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv system-deps k8s-bin flux-bin test test-unit lint typecheck demo clusters-up clusters-down bench clean image kind-demo
+.PHONY: all venv lock system-deps k8s-bin flux-bin test test-unit lint typecheck demo clusters-up clusters-down bench clean image kind-demo
 
 all: test
 
-$(STAMP): pyproject.toml
+LOCK   := requirements.lock
+
+# The lock pins every Python dependency (and the setuptools that builds fleet itself);
+# pip installs exactly it with the machine's own pip configuration, then fleet editable
+# without resolving anything again.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## Re-resolve the dependency ranges in pyproject.toml into requirements.lock (uv, from the
+## lock itself); commit the result. No index URL is written into the lock.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
+		-o $(LOCK)
 
 ## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm.
 k8s-bin:
@@ -26,32 +39,43 @@ k8s-bin:
 flux-bin:
 	$(PYTHON) -m fleet.localkube.toolchain flux
 
-## System packages the integration tests need: sshd for the Git-over-SSH tests, PostgreSQL
-## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend, gnupg
-## for the SOPS test with a PGP key.
+## System packages the integration tests need: sshd (and ssh-keygen, ssh-keyscan) for the
+## Git-over-SSH tests, PostgreSQL (initdb and postgres, run by the tests as processes) for
+## the hub's PostgreSQL backend, gnupg for the SOPS test with a PGP key, and, as root, the
+## `postgres` user PostgreSQL runs as.
+## Fails, naming what is missing, when it cannot install: the tests never skip for them.
 system-deps:
-	@if [ -x /usr/sbin/sshd ]; then :; \
-	elif [ "$$(id -u)" -ne 0 ]; then \
-		echo "system-deps: not root, cannot install openssh-server; SSH tests will be skipped"; \
-	else \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
+	@missing=""; \
+	[ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null && command -v ssh-keyscan >/dev/null \
+		|| missing="$$missing openssh-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v gpg >/dev/null 2>&1 || missing="$$missing gnupg"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "✗ system-deps: missing$$missing; not root, so cannot install them." >&2; \
+			echo "  Install them (sudo apt-get install$$missing) or run \`sudo make system-deps\`." >&2; \
+			exit 1; \
+		fi; \
+		echo "system-deps: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing \
+			|| { echo "✗ system-deps: apt-get could not install$$missing" >&2; exit 1; }; \
 	fi
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" -ne 0 ]; then \
-		echo "system-deps: not root, cannot install postgresql; PostgreSQL hub tests will be skipped"; \
-	else \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	fi
-	@if command -v gpg >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" -ne 0 ]; then \
-		echo "system-deps: not root, cannot install gnupg; the SOPS PGP test will fail"; \
-	else \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg; \
+	@if [ "$$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then \
+		echo "system-deps: creating the system user postgres (PostgreSQL refuses to run as root)"; \
+		useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres \
+			|| { echo "✗ system-deps: could not create the user postgres" >&2; exit 1; }; \
 	fi
 
-## The whole test suite: unit tests and tests against real local control planes.
+## The whole test suite, fast tiers first (unit, integration, kube, e2e), with branch
+## coverage of fleet, agent and hub (also in the processes the tests start): printed at the
+## end and written to coverage/coverage.txt (and coverage/coverage.json). A test that would
+## skip for a missing system dependency fails the run; FLEET_ALLOW_SKIPS=1 allows skips on a
+## developer machine (never in CI).
 test: venv system-deps k8s-bin
-	$(BIN)/pytest
+	rm -rf coverage .coverage .coverage.*
+	$(BIN)/pytest --cov --cov-report=term --cov-report=json:coverage/coverage.json; \
+	status=$$?; mkdir -p coverage; $(BIN)/coverage report > coverage/coverage.txt \
+		&& echo "coverage report written to coverage/coverage.txt"; exit $$status
 
 ## Only the fast tests of the pure core.
 test-unit: venv

@@ -13,6 +13,7 @@ detection asks for it).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ from agent.sources import Sources
 from agent.store import UnitStore
 from agent.units import HELMRELEASE, KUSTOMIZATION, ROOT_KEY, ROOT_SOURCE, UnitDefinition, UnitKey
 from agent.workqueue import WorkQueue
+from fleet import report as report_schema
 from fleet.api import unit as unit_api
 from fleet.core import drift, plan
 from fleet.core.inventory import InventoryEntry, inventory_from_status, inventory_to_status
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 Object = dict[str, Any]
 
 MAX_BACKOFF = 300.0
+PROGRESSING = "Progressing"
+"""Reason while a unit waits for its source's first fetch: a Normal event, not a Warning."""
 RENDER_AHEAD = MAX_BATCH - 1
 """Queued units whose renders come along with one that renders (one kustomize process)."""
 UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -67,6 +71,9 @@ class UnitState:
     stalled_on: str | None = None
     """``revision|spec digest`` of a terminal failure: not retried until either changes."""
     failures: int = 0
+    last_reconcile_at: datetime.datetime | None = None
+    """When a reconcile of this unit last finished (reported as the TUI's LAST RUN)."""
+    last_reconcile_seconds: float | None = None
     drift_count: int = 0
     last_drift: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -424,8 +431,10 @@ class Agent:
             return
         revision = tracked.revision
         if revision is None:
+            # A first fetch still running is progress, not a failure an operator must read.
+            reason = "ArtifactFailed" if tracked.error else PROGRESSING
             message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
+            await self._finish(state, self._failure(state, reason, message))
             return
         marker = self._stall_marker(state, revision.display)
         if state.stalled_on == marker and not forced:
@@ -486,6 +495,8 @@ class Agent:
             outcome.message if outcome.stalled else "",
         )
         state.stalled_on = marker if outcome.stalled else None
+        state.last_reconcile_at = report_schema.utc_now()
+        state.last_reconcile_seconds = outcome.duration
 
         if outcome.applied and outcome.split is not None:
             # Sources first: a child that reconciles at once must find its source.
@@ -515,16 +526,18 @@ class Agent:
         else:
             state.failures += 1
             # A stalled HelmRelease is looked at every interval; say it once.
+            level = logging.INFO if outcome.reason == PROGRESSING else logging.WARNING
             log.log(
-                logging.DEBUG if repeated else logging.WARNING,
+                logging.DEBUG if repeated else level,
                 "%s: %s",
                 outcome.reason,
                 outcome.message,
                 extra=extra,
             )
             if was_ready or state.failures == 1:
+                event_type = "Normal" if outcome.reason == PROGRESSING else "Warning"
                 await self.store.record_event(
-                    state.definition.resource_name, "Warning", outcome.reason, outcome.message
+                    state.definition.resource_name, event_type, outcome.reason, outcome.message
                 )
             if not outcome.stalled:
                 backoff = min(

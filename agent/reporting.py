@@ -101,6 +101,8 @@ class Reporting:
                     drift_count=state.drift_count,
                     depends_on=[f"{d.namespace}/{d.name}" for d in state.definition.depends_on],
                     source=_other_source(agent.source_of(state.definition), state.definition),
+                    last_reconcile_at=state.last_reconcile_at,
+                    last_reconcile_seconds=state.last_reconcile_seconds,
                 )
             )
         return ClusterReport(

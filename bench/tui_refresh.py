@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the table goes")
     args = parser.parse_args(argv)
     runs = [asyncio.run(run_once(args.clusters)) for _ in range(args.repeat)]
     medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
@@ -210,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
     return 0
 
 

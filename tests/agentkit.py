@@ -13,6 +13,7 @@ import anyio
 
 from agent.loop import Agent
 from agent.settings import AgentSettings
+from agent.units import ROOT_SOURCE
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
@@ -78,3 +79,32 @@ async def unit_status(
 
 def ready_condition(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+
+async def source_settled_on(
+    agent: Agent, sha: str, *, rounds: int = 2, source: Any = None, timeout: float = 60
+) -> None:
+    """Wait until the agent fetched ``sha`` and then went round its loop ``rounds`` more
+    fetches: whatever it would do with that revision, it had its chance to.
+
+    A test that proves the agent did *nothing* waits for this instead of a fixed sleep,
+    which passes whenever the agent is merely slow.
+    """
+    key = source if source is not None else ROOT_SOURCE
+
+    def fetched_it() -> float | None:
+        tracked = agent.sources.get(key)
+        revision = tracked.revision if tracked else None
+        if tracked and revision and revision.commit.startswith(sha) and tracked.fetched_at:
+            return tracked.fetched_at
+        return None
+
+    seen = await eventually(fetched_it, timeout, what=f"the agent fetched {sha[:8]}")
+    for _ in range(rounds):
+
+        def fetched_again(since: float = seen) -> float | None:
+            tracked = agent.sources.get(key)
+            at = tracked.fetched_at if tracked else None
+            return at if at is not None and at > since else None
+
+        seen = await eventually(fetched_again, timeout, what="another fetch of the source")

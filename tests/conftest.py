@@ -15,9 +15,11 @@ import pytest
 from kubernetes import client, config
 
 from fleet.kube import KubeClient
+from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster, running_clusters
 from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
 from tests.pgserver import PostgresServer, postgres_server, postgres_unavailable_reason
+from tests.support import ALLOW_SKIPS_VARIABLE, require, skips_allowed
 
 CLUSTER_NAMES = ("dev", "staging", "prod")
 RUN_ID = uuid.uuid4().hex[:6]
@@ -27,11 +29,62 @@ TIERS = ("unit", "integration", "kube", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folder under tests/ decides the tier, so no test can forget its marker.
+    # The folder under tests/ decides the tier, so no test can forget its marker; the fast
+    # tiers run first (a broken core fails in seconds), and within a tier the tests marked
+    # ``destructive`` (they break a control plane on purpose) run last.
+    def rank(item: pytest.Item) -> tuple[int, bool]:
+        tier = next((p for p in Path(str(item.fspath)).parts if p in TIERS), None)
+        order = TIERS.index(tier) if tier else len(TIERS)
+        return order, item.get_closest_marker("destructive") is not None
+
     for item in items:
         tier = next((p for p in Path(str(item.fspath)).parts if p in TIERS), None)
         if tier:
             item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=rank)
+
+
+_skipped: list[pytest.TestReport] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A skipped test is a part of the product left untested: the run is not green unless a
+    # developer opted out explicitly (tests.support.skips_allowed).
+    if _skipped and not skips_allowed() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped and not skips_allowed():
+        terminalreporter.section("skipped tests fail this run", sep="=", red=True)
+        for report in _skipped:
+            terminalreporter.line(f"{report.nodeid}: {_skip_reason(report)}", red=True)
+        terminalreporter.line(
+            f"Install what they need (`make system-deps`, `make k8s-bin`), or set "
+            f"{ALLOW_SKIPS_VARIABLE}=1 to allow skips on a developer machine.",
+            red=True,
+        )
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return str(report.longrepr)
+
+
+@pytest.fixture(scope="session")
+def kustomize_built() -> None:
+    """The real kustomize, built by ``make k8s-bin``; a test needing it fails without it."""
+    require(
+        None
+        if toolchain.KUSTOMIZE.is_built()
+        else "kustomize is not built; run `make k8s-bin` (python -m fleet.localkube.toolchain)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,9 +158,7 @@ async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server, started once per session from the machine's binaries."""
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(postgres_unavailable_reason())
     with postgres_server() as server:
         yield server
 

@@ -269,7 +269,7 @@ class SSHServer:
 
 
 def sshd_unavailable_reason() -> str | None:
-    """Why ``ssh_server`` cannot run here, or None; tests skip with this message."""
+    """Why ``ssh_server`` cannot run here (with how to fix it), or None."""
     if not SSHD.exists():
         return f"{SSHD} is missing; run `make system-deps` (installs openssh-server)"
     if shutil.which("ssh-keygen") is None:

@@ -45,14 +45,17 @@ def pg_bin() -> Path | None:
 
 
 def postgres_unavailable_reason() -> str | None:
-    """Why ``postgres_server`` cannot run here, or None; tests skip with this message."""
+    """Why ``postgres_server`` cannot run here (with how to fix it), or None."""
     if pg_bin() is None:
         return "PostgreSQL binaries are missing; run `make system-deps` (installs postgresql)"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(_SERVICE_USER)
         except KeyError:
-            return f"running as root and there is no {_SERVICE_USER!r} user to run PostgreSQL"
+            return (
+                f"running as root and there is no {_SERVICE_USER!r} user to run PostgreSQL as;"
+                " run `make system-deps` (creates it)"
+            )
     return None
 
 

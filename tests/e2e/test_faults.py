@@ -28,7 +28,7 @@ from kubernetes import client as k8s
 from agent.loop import Agent
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
-from fleet.localkube.cluster import LocalCluster
+from fleet.localkube.cluster import LocalCluster, running_clusters
 from hub.config import HubConfig
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
 from tests.conftest import api_client_for
@@ -283,16 +283,25 @@ async def test_two_agents_on_one_cluster_and_path_do_not_fight(
 OBJECTS = 250
 
 
+@pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A control plane for one test alone: it stops the API server and etcd, which must not
+    disturb the tests sharing the session's clusters. Stopped (by PID) afterwards."""
+    with running_clusters(("faults",), tmp_path_factory.mktemp("faults-cluster")) as started:
+        yield started[0]
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.destructive
+@pytest.mark.timeout(600)
 def test_agent_kill_apiserver_and_etcd_restarts_and_hub_outage_lose_nothing(
-    cluster: LocalCluster,
+    own_cluster: LocalCluster,
     git: tuple[GitDaemon, WorkingClone],
-    fresh_namespace: str,
     tmp_path: Path,
 ) -> None:
     daemon, repo = git
-    ns = fresh_namespace
+    cluster = own_cluster
+    ns = f"fleet-faults-{uuid.uuid4().hex[:6]}"
     agent_ns = f"fleet-agent-{uuid.uuid4().hex[:6]}"
     expected = {f"cm-{i:03d}" for i in range(OBJECTS)}
     survived: list[str] = []
@@ -363,17 +372,27 @@ def test_agent_kill_apiserver_and_etcd_restarts_and_hub_outage_lose_nothing(
             assert agent.pid is not None
             os.kill(agent.pid, signal.SIGKILL)
             eventually_sync(lambda: not agent.alive(), timeout=10, what="agent killed")
-            mid_apply = partial < OBJECTS
+            # Killed in the middle: with the agent dead, part of the objects is still missing.
+            at_kill = len(live())
+            assert at_kill < OBJECTS, f"the agent had applied all {OBJECTS} before the kill"
             agent.start()
             eventually_sync(lambda: converged(first, "1"), timeout=120, what="converged after kill")
             assert_inventory_complete()
-            survived.append(f"{FAULTS[0]} (killed at {partial}/{OBJECTS}, mid-apply={mid_apply})")
+            survived.append(
+                f"{FAULTS[0]} (killed at {at_kill}/{OBJECTS} applied, first seen {partial})"
+            )
 
             # 2. kube-apiserver stopped and started while a new revision is being applied.
             apiserver = cluster.processes["kube-apiserver"]
             second = commit("2")
-            eventually_sync(lambda: "2" in live().values(), timeout=60, what="reconcile under way")
+            # Stopped while the agent is half way through: some objects at 2, others at 1.
+            under_way = eventually_sync(
+                lambda: (values := set(live().values())) >= {"1", "2"} and values,
+                timeout=60,
+                what="the second revision half applied",
+            )
             apiserver.stop()
+            assert under_way == {"1", "2"}
             time.sleep(2)
             apiserver.start()
             eventually_sync(cluster.apiserver_ready, timeout=60, what="apiserver back")

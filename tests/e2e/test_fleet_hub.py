@@ -5,6 +5,7 @@ agent goes Stale."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import uuid
@@ -128,6 +129,7 @@ def test_agents_hub_and_status_branch_tell_the_same_story(
                 tmp_path,
                 f"fleet-e2e-{run}",
                 status_branch="fleet-status",
+                heartbeat="1s",
             ) as agents:
                 fleet = Fleet(hub.url, admin, repo, daemon)
                 _wait(
@@ -213,14 +215,42 @@ def test_agents_hub_and_status_branch_tell_the_same_story(
 
                 eventually(branch_agrees, 30, "the status branch to match the hub")
 
-                # An agent that stops reporting goes Stale within the configured window.
+                # A running agent's heartbeats (1 s) keep it fresh well inside staleAfter
+                # (4 s): the hub hears it again and again, and it is not Stale...
+                heard = _last_heard(fleet, "dev")
+                for _ in range(3):
+                    heard = eventually(
+                        lambda since=heard: _heard_after(fleet, "dev", since), 60, "a heartbeat"
+                    )
+                # ...and one that stops reporting goes Stale, and stays unheard.
                 agents["dev"].stop()
+                assert agents["dev"].alive() is False
                 stopped = time.monotonic()
-                eventually(lambda: fleet.clusters()["dev"]["health"] == "Stale", 20, "dev Stale")
+                eventually(lambda: fleet.clusters()["dev"]["health"] == "Stale", 60, "dev Stale")
                 stale_after = time.monotonic() - stopped
+                last_heard = _last_heard(fleet, "dev")
+                eventually(
+                    lambda: (
+                        _last_heard(fleet, "staging") > last_heard + datetime.timedelta(seconds=2)
+                    ),
+                    60,
+                    "heartbeats of another cluster",
+                )
+                assert _last_heard(fleet, "dev") == last_heard
     print(f"webhook -> all clusters at the new revision: {webhook_latency:.2f}s")
     print(f"agent stopped -> cluster Stale: {stale_after:.1f}s")
-    assert stale_after < 4 + 35 + 5  # staleAfter + a heartbeat period + slack
+
+
+def _last_heard(fleet: Fleet, name: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(fleet.clusters()[name]["lastReportAt"])
+
+
+def _heard_after(fleet: Fleet, name: str, since: datetime.datetime) -> datetime.datetime | None:
+    """When the hub last heard the cluster, once that is after ``since``; never Stale."""
+    cluster = fleet.clusters()[name]
+    assert cluster["health"] != "Stale", f"{name} went Stale while its agent runs"
+    heard = datetime.datetime.fromisoformat(cluster["lastReportAt"])
+    return heard if heard > since else None
 
 
 def _wait(

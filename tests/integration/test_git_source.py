@@ -37,6 +37,7 @@ from tests.gitservers import (
     ssh_server,
     sshd_unavailable_reason,
 )
+from tests.support import require
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,9 +92,7 @@ def encrypted_key(tmp_path: Path) -> SSHKeyPair:
 
 @pytest.fixture
 def sshd(served: Path, deploy_key: SSHKeyPair, encrypted_key: SSHKeyPair) -> Iterator[SSHServer]:
-    reason = sshd_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(sshd_unavailable_reason())
     with ssh_server(served, f"{deploy_key.public}\n{encrypted_key.public}") as running:
         yield running
 

@@ -9,15 +9,11 @@ from typing import Any
 
 import pytest
 
-from fleet.localkube import toolchain
 from fleet.models.kustomization import KustomizationSpec
 from fleet.render import kustomize
 from fleet.render.kustomize import RenderError
 
-pytestmark = pytest.mark.skipif(
-    not toolchain.KUSTOMIZE.is_built(),
-    reason="kustomize is not built (python -m fleet.localkube.toolchain)",
-)
+pytestmark = pytest.mark.usefixtures("kustomize_built")
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

@@ -16,10 +16,7 @@ from fleet.render import batch, kustomize
 from fleet.render.kustomize import RenderError, RenderResult
 from tests.integration.test_render import write
 
-pytestmark = pytest.mark.skipif(
-    not toolchain.KUSTOMIZE.is_built(),
-    reason="kustomize is not built (python -m fleet.localkube.toolchain)",
-)
+pytestmark = pytest.mark.usefixtures("kustomize_built")
 
 EXAMPLE_FLEET = Path(__file__).resolve().parents[2] / "clusters"
 

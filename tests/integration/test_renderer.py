@@ -9,7 +9,6 @@ import pytest
 
 from agent.renderer import Renderer
 from bench import workload
-from fleet.localkube import toolchain
 from fleet.models.kustomization import KustomizationSpec
 from fleet.render import kustomize
 from fleet.render.kustomize import RenderError
@@ -17,10 +16,7 @@ from tests.integration.test_render_batch import counting_kustomize, starts
 
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.skipif(
-        not toolchain.KUSTOMIZE.is_built(),
-        reason="kustomize is not built (python -m fleet.localkube.toolchain)",
-    ),
+    pytest.mark.usefixtures("kustomize_built"),
 ]
 
 

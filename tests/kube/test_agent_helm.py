@@ -4,7 +4,6 @@ cluster: charts packaged by ``helm package``, served over HTTP with an index mad
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import json
@@ -143,8 +142,16 @@ def run_helm(*args: str, kubeconfig: Path | None = None) -> str:
         env["KUBECONFIG"] = str(kubeconfig)
     done = subprocess.run([helm_binary(), *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed: {done.stderr}")
+        raise HelmFailed(f"helm {' '.join(args)} failed: {done.stderr}", done.stderr)
     return done.stdout
+
+
+class HelmFailed(AssertionError):
+    """A helm command exited non-zero; ``stderr`` says why."""
+
+    def __init__(self, message: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def release_history(cluster: LocalCluster, release: str, namespace: str) -> list[dict[str, Any]]:
@@ -490,9 +497,14 @@ async def test_depends_on_holds_a_release_until_its_dependency_is_ready(
 def release_history_or_none(
     cluster: LocalCluster, release: str, namespace: str
 ) -> list[dict[str, Any]] | None:
-    with contextlib.suppress(AssertionError):
+    """The release's history, or None when helm says there is no such release (any other
+    helm failure, a wrong kubeconfig say, fails the test rather than passing as "gone")."""
+    try:
         return release_history(cluster, release, namespace)
-    return None
+    except HelmFailed as failed:
+        if "release: not found" in failed.stderr:
+            return None
+        raise
 
 
 async def test_suspend_holds_an_upgrade_back_until_resumed(

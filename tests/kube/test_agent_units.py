@@ -17,7 +17,13 @@ from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
 from tests import objects
-from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.agentkit import (
+    eventually,
+    ready_condition,
+    running_agent,
+    source_settled_on,
+    unit_status,
+)
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import configmap, deployment, manifest
 
@@ -122,7 +128,8 @@ async def test_suspended_unit_holds_back_changes_until_resumed(
         await eventually(lambda: agent.units[ROOT_KEY].suspended, what="agent saw suspend")
         held = repo.commit({"clusters/dev/cm.yaml": manifest(configmap(namespace, "held", v="2"))})
         repo.push("main")
-        await anyio.sleep(4)
+        # Not a fixed sleep: the agent fetched the held commit and went round twice more.
+        await source_settled_on(agent, held)
         live = await kube.get("v1", "ConfigMap", "held", namespace)
         assert live is not None and live["data"] == {"v": "1"}
         await _annotate(kube, agent, {unit_api.SUSPEND_ANNOTATION: None})

@@ -33,7 +33,7 @@ from tests.gitservers import (
     sshd_unavailable_reason,
 )
 from tests.hubserver import RunningHub, create_token, running_hub
-from tests.support import eventually
+from tests.support import eventually, require
 
 
 def _commits(bare: Path) -> int:
@@ -68,6 +68,25 @@ async def _versions(kubeconfig: Path) -> dict[str, str]:
     return found
 
 
+async def _running_agent_pod(kubeconfig: Path) -> dict[str, Any] | None:
+    """The agent's Running pod once its Deployment reports it available, else None."""
+    async with await KubeClient.from_kubeconfig(str(kubeconfig)) as client:
+        deployment = await client.get(
+            "apps/v1", "Deployment", install.DEPLOYMENT_NAME, "fleet-system"
+        )
+        if deployment is None or deployment.get("status", {}).get("availableReplicas") != 1:
+            return None
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        pods, _ = await client.list(
+            "v1",
+            "Pod",
+            "fleet-system",
+            label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+        )
+    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+    return running[0] if len(running) == 1 else None
+
+
 def _applied_by_bootstrap(obj: dict[str, Any]) -> tuple[object, ...]:
     entries = [
         (entry["time"], entry["fieldsV1"])
@@ -91,6 +110,7 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
     namespace: str,
     git: tuple[GitDaemon, WorkingClone],
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     daemon, repo = git
     kubeconfig = cluster.kubeconfig_path
@@ -160,6 +180,19 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
             anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", namespace)
         anyio.run(_get, local.kubeconfig, "v1", "Secret", "any", "fleet-system")
 
+        # `fleet agent stop-local` stops that process by its recorded PID, and says so.
+        running = local.pid()
+        assert running is not None
+        capsys.readouterr()
+        stop_local = ["agent", "stop-local", "--cluster=dev", f"--state-dir={state}"]
+        assert main(stop_local) == 0
+        said = capsys.readouterr().err
+        assert f"local agent of cluster dev stopped (pid {running})" in said
+        assert local.pid() is None
+        assert not Path(f"/proc/{running}").exists(), "the agent process still exists"
+        assert main(stop_local) == 0
+        assert "no local agent runs for cluster dev" in capsys.readouterr().err
+
         # Uninstall keeps the workloads; --prune takes them too.
         assert (
             main(
@@ -192,11 +225,8 @@ def test_bootstrap_run_local_manages_itself_and_reconciles_commits(
 def test_bootstrap_over_ssh_generates_a_deploy_key_and_records_the_host_key(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    reason = sshd_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    if shutil.which("ssh-keyscan") is None:
-        pytest.skip("ssh-keyscan is missing")
+    require(sshd_unavailable_reason())
+    require(None if shutil.which("ssh-keyscan") else "ssh-keyscan; run `make system-deps`")
     state = tmp_path / "agents"
     # What a person does between two runs: add the key bootstrap printed to the repository.
     _, public = deploy_key(state / "bootstrap" / "dev" / "deploy-key")
@@ -425,6 +455,20 @@ def test_agent_install_applies_secrets_and_a_running_deployment(
         pod = deployment["spec"]["template"]["spec"]
         assert {v["name"] for v in pod["volumes"]} >= {"git-auth", "hub-token"}
         assert "--git-secret-dir=/etc/fleet/git" in pod["containers"][0]["args"]
+        # The controllers made a pod of it, the scheduler placed it and the (kwok) kubelet
+        # runs it: the Deployment is Available, with the Secrets its volumes mount present.
+        running = eventually(
+            lambda: anyio.run(_running_agent_pod, kubeconfig),
+            timeout=120,
+            what="the agent Deployment available with a Running pod",
+        )
+        assert running["spec"]["nodeName"]
+        assert running["spec"]["serviceAccountName"] == pod["serviceAccountName"]
+        for volume in running["spec"]["volumes"]:
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                secret = anyio.run(_get, kubeconfig, "v1", "Secret", name, "fleet-system")
+                assert secret is not None, f"volume {volume['name']} mounts missing Secret {name}"
         # Applying again is a no-op for server-side apply.
         # (The controllers keep writing its status, so compare what apply owns.)
         before = _applied_by_bootstrap(deployment)

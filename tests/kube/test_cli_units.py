@@ -24,7 +24,13 @@ from agent.loop import Agent
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
-from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.agentkit import (
+    eventually,
+    ready_condition,
+    running_agent,
+    source_settled_on,
+    unit_status,
+)
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import configmap, deployment, kustomization, manifest
 
@@ -274,7 +280,8 @@ async def test_suspend_holds_back_drift_healing_and_commits_until_resume(
         assert refused.code == 1, refused
         assert "unit 'root' is suspended; `fleet resume root` resumes it" in refused.stderr
 
-        await anyio.sleep(3)  # three source intervals: time enough to heal or apply
+        # The agent fetched the new commit and went round twice more: time to heal or apply.
+        await source_settled_on(agent, second)
         live = await kube.get("v1", "ConfigMap", "settings", namespace)
         assert live is not None and live["data"] == {"color": "red"}
         assert str((await unit_status(kube, agent))["lastAppliedRevision"]).endswith(first)
