@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,9 +22,11 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from agent import releases
+from agent import boundary, releases
+from agent import status as unit_status
 from agent import units as unit_defs
 from agent.applier import Applier, ApplyReport
+from agent.events import EventFilter
 from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
 from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
@@ -35,8 +38,8 @@ from agent.store import UnitStore
 from agent.units import HELMRELEASE, KUSTOMIZATION, ROOT_KEY, ROOT_SOURCE, UnitDefinition, UnitKey
 from agent.workqueue import WorkQueue
 from fleet.api import unit as unit_api
-from fleet.core import drift, plan
-from fleet.core.inventory import InventoryEntry, inventory_from_status, inventory_to_status
+from fleet.core import drift, managedfields, plan
+from fleet.core.inventory import InventoryEntry
 from fleet.core.manifests import ObjectKey
 from fleet.helm import charts
 from fleet.helm.charts import ChartArtifact, ChartRepositories, ChartSourceError
@@ -49,7 +52,6 @@ log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
 
-MAX_BACKOFF = 300.0
 RENDER_AHEAD = MAX_BATCH - 1
 """Queued units whose renders come along with one that renders (one kustomize process)."""
 UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -60,18 +62,12 @@ class UnitState:
     """Everything the agent remembers about one unit between reconciles."""
 
     definition: UnitDefinition
-    inventory: list[InventoryEntry] = dataclasses.field(default_factory=list)
-    applied_revision: str | None = None
-    attempted_revision: str | None = None
-    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    status: unit_status.UnitStatus = dataclasses.field(default_factory=unit_status.UnitStatus)
+    """What the unit's status says; replaced by ``status.fold`` after each reconcile."""
     stalled_on: str | None = None
     """``revision|spec digest`` of a terminal failure: not retried until either changes."""
     failures: int = 0
-    drift_count: int = 0
-    last_drift: str | None = None
-    warnings: list[str] = dataclasses.field(default_factory=list)
     suspended_by_request: bool = False
-    handled_request: str | None = None
     requested: str | None = None
     """A requestedAt not yet picked up: the next reconcile to start reports it handled, so
     ``fleet reconcile`` never takes a reconcile that began before its request for its own."""
@@ -91,8 +87,11 @@ class UnitState:
 
     @property
     def ready(self) -> bool:
-        condition = next((c for c in self.conditions if c["type"] == "Ready"), None)
-        return bool(condition and condition["status"] == "True")
+        return self.status.ready
+
+    @property
+    def inventory(self) -> tuple[InventoryEntry, ...]:
+        return self.status.inventory
 
     @property
     def suspended(self) -> bool:
@@ -101,7 +100,7 @@ class UnitState:
     @property
     def ready_at_its_revision(self) -> bool:
         """Flux's test for a dependency: Ready, and not half way to a newer revision."""
-        return self.ready and self.applied_revision == self.attempted_revision
+        return self.status.ready_at_its_revision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +147,7 @@ class Agent:
         )
         self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
         self.store = UnitStore(client, settings.namespace)
+        self.event_filter = EventFilter()
         self.sources = Sources(settings.agent_work_dir, client)
         self.queue: WorkQueue[UnitKey] = WorkQueue()
         self.units: dict[UnitKey, UnitState] = {}
@@ -233,14 +233,9 @@ class Agent:
         stored = self._stored.get(definition.resource_name)
         if stored is not None:
             status = stored.get("status") or {}
-            state.inventory = inventory_from_status(status)
-            state.applied_revision = status.get("lastAppliedRevision")
-            state.attempted_revision = status.get("lastAttemptedRevision")
-            state.conditions = list(status.get("conditions") or [])
-            state.drift_count = int(status.get("driftCount") or 0)
+            state.status = unit_status.UnitStatus.from_status(status)
             annotations = stored["metadata"].get("annotations") or {}
             state.suspended_by_request = annotations.get(unit_api.SUSPEND_ANNOTATION) == "true"
-            state.handled_request = status.get("lastHandledReconcileAt")
             state.release = ReleaseMemory.from_status(status)
         self.units[definition.key] = state
         self._units_changed()
@@ -324,9 +319,12 @@ class Agent:
             key = await self.queue.get()
             try:
                 await self._reconcile(key)
-            except Exception:
+            except Exception:  # writing the outcome failed: reconciles themselves never raise
                 log.exception("reconcile crashed", extra={"unit": key})
-                self.queue.add_after(key, 10)
+                state = self.units.get(key)
+                failures = state.failures if state is not None else 1
+                retry = state.definition.retry_interval.total_seconds() if state else 10.0
+                self.queue.add_after(key, boundary.retry_delay(retry, failures))
             finally:
                 self.queue.done(key)
 
@@ -369,31 +367,32 @@ class Agent:
     async def _reconcile_locked(self, state: UnitState) -> None:
         forced, state.force_next = state.force_next, False
         if state.requested:
-            state.handled_request, state.requested = state.requested, None
+            state.status = unit_status.handled(state.status, state.requested)
+            state.requested = None
         if state.suspended:
             await self._save(state)
             return
+        revision = state.status.last_attempted_revision or ""
         if state.definition.kind == HELMRELEASE:
-            await self._reconcile_release(state, forced)
+            run = self._reconcile_release(state, forced)
         else:
-            await self._reconcile_kustomization(state, forced)
+            run = self._reconcile_kustomization(state, forced)
+        outcome = await boundary.guarded(lambda: run, revision=revision, unit=state.key)
+        if outcome is not None:
+            await self._finish(state, outcome)
 
-    async def _blocked(self, state: UnitState, revision: str) -> bool:
-        """dependsOn: a broken graph stalls the unit, an unready dependency holds it back
-        (with a recheck); True when the unit must not run now."""
+    async def _blocked(self, state: UnitState, revision: str) -> Outcome | bool:
+        """dependsOn: a broken graph stalls the unit (its outcome), an unready dependency
+        holds it back (with a recheck; True); False when the unit may run now."""
         key, definition = state.key, state.definition
         problem = self.index.problems.message(key)
         if problem:
-            outcome = Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
-            await self._finish(state, outcome, marker=self._stall_marker(state, revision))
-            return True
+            return Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
         blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
         if blocking:
             names = ", ".join(f"'{d}'" for d in blocking)
             message = f"dependency {names} is not ready"
-            state.conditions = unit_api.set_condition(
-                state.conditions, "Ready", False, "DependencyNotReady", message
-            )
+            state.status = unit_status.waiting(state.status, "DependencyNotReady", message)
             await self._save(state)
             self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
             return True
@@ -402,90 +401,74 @@ class Agent:
     def _stall_marker(self, state: UnitState, revision: str) -> str:
         return f"{revision}|{state.definition.digest}"
 
-    async def _reconcile_release(self, state: UnitState, forced: bool) -> None:
+    async def _reconcile_release(self, state: UnitState, forced: bool) -> Outcome | None:
         # A HelmRelease is never skipped as stalled here: its pipeline compares the
         # desired state (which a new chart version or a values ConfigMap can change
         # without any commit) with the one its failures were counted against.
-        if await self._blocked(state, state.attempted_revision or ""):
-            return
-        outcome = await releases.reconcile_release(
+        blocked = await self._blocked(state, state.status.last_attempted_revision or "")
+        if blocked is not False:
+            return blocked if isinstance(blocked, Outcome) else None
+        return await releases.reconcile_release(
             self.release_context, state.definition, state.release, forced=forced
         )
-        await self._finish(state, outcome)
 
-    async def _reconcile_kustomization(self, state: UnitState, forced: bool) -> None:
+    async def _reconcile_kustomization(self, state: UnitState, forced: bool) -> Outcome | None:
+        """The outcome of one reconcile; None when there was nothing to do (stalled at
+        this revision, or waiting for a dependency)."""
         definition = state.definition
         source_key = self._source_key(definition)
         assert source_key is not None
         tracked = self.sources.get(source_key)
         if tracked is None:
             message = f"source GitRepository '{source_key}' not found"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
-            return
+            return self._failure(state, "ArtifactFailed", message)
         revision = tracked.revision
         if revision is None:
             message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
-            return
+            outcome = self._failure(state, "ArtifactFailed", message)
+            outcome.progressing = tracked.error is None
+            return outcome
         marker = self._stall_marker(state, revision.display)
         if state.stalled_on == marker and not forced:
-            return
-        if await self._blocked(state, revision.display):
-            return
-
+            return None
+        blocked = await self._blocked(state, revision.display)
+        if blocked is not False:
+            return blocked if isinstance(blocked, Outcome) else None
         try:
             checkout = await self.sources.checkout(source_key, revision)
         except kustomize.RenderError as error:
             # A tree with a symlink leaving it fails every unit of it; retrying won't help.
-            outcome = Outcome(False, "ArtifactFailed", str(error), revision.display, stalled=True)
-            await self._finish(state, outcome, marker=marker)
-            return
-        outcome = await reconcile_unit(
-            self.context, definition, checkout, revision.display, state.inventory
+            return Outcome(False, "ArtifactFailed", str(error), revision.display, stalled=True)
+        return await reconcile_unit(
+            self.context, definition, checkout, revision.display, list(state.inventory)
         )
-        await self._finish(state, outcome, marker=marker)
 
     def _failure(
         self, state: UnitState, reason: str, message: str, *, stalled: bool = False
     ) -> Outcome:
-        return Outcome(False, reason, message, state.attempted_revision or "", stalled=stalled)
+        revision = state.status.last_attempted_revision or ""
+        return Outcome(False, reason, message, revision, stalled=stalled)
 
-    async def _finish(
-        self,
-        state: UnitState,
-        outcome: Outcome,
-        *,
-        marker: str | None = None,
-    ) -> None:
-        """Fold an outcome into the unit's state, write status once, requeue."""
+    async def _finish(self, state: UnitState, outcome: Outcome) -> None:
+        """Fold an outcome into the unit's status, write it once, record what changed as
+        Events, requeue."""
         key = state.key
         definition = state.definition
         was_ready = state.ready
-        before = unit_api.ready_condition({"conditions": state.conditions}) or {}
-        repeated = (before.get("reason"), before.get("message")) == (
+        before = state.status.condition(unit_status.READY)
+        repeated = before is not None and (before.reason, before.message) == (
             outcome.reason,
             outcome.message,
         )
-        if outcome.revision:
-            state.attempted_revision = outcome.revision
-        if outcome.applied_revision is not None:
-            state.applied_revision = outcome.applied_revision
-        elif outcome.applied:
-            state.applied_revision = outcome.revision
-        if outcome.inventory is not None:
-            state.inventory = outcome.inventory
-        state.warnings = outcome.warnings
-        state.conditions = unit_api.set_condition(
-            state.conditions, "Ready", outcome.ready, outcome.reason, outcome.message
+        state.status = unit_status.fold(state.status, outcome)
+        # A stalled Kustomization waits for a new revision or spec; a HelmRelease's
+        # desired state can change without either, so it has no marker.
+        stalled_at = outcome.revision or state.status.last_attempted_revision or ""
+        state.stalled_on = (
+            self._stall_marker(state, stalled_at)
+            if outcome.stalled and definition.kind == KUSTOMIZATION
+            else None
         )
-        state.conditions = unit_api.set_condition(
-            state.conditions,
-            "Stalled",
-            outcome.stalled,
-            outcome.reason if outcome.stalled else "ReconciliationSucceeded",
-            outcome.message if outcome.stalled else "",
-        )
-        state.stalled_on = marker if outcome.stalled else None
 
         if outcome.applied and outcome.split is not None:
             # Sources first: a child that reconciles at once must find its source.
@@ -508,39 +491,42 @@ class Agent:
             state.failures = 0
             if not was_ready or outcome.counts.get("applied") or outcome.counts.get("pruned"):
                 log.info("%s (%s)", outcome.message, _counts(outcome.counts), extra=extra)
-                await self.store.record_event(
-                    state.definition.resource_name, "Normal", outcome.reason, outcome.message
-                )
-            self.queue.add_after(key, definition.interval.total_seconds())
+                await self._record_result(state, "Normal", outcome.reason, outcome.message)
         else:
             state.failures += 1
             # A stalled HelmRelease is looked at every interval; say it once.
             log.log(
-                logging.DEBUG if repeated else logging.WARNING,
+                logging.DEBUG if repeated or outcome.progressing else logging.WARNING,
                 "%s: %s",
                 outcome.reason,
                 outcome.message,
                 extra=extra,
             )
-            if was_ready or state.failures == 1:
-                await self.store.record_event(
-                    state.definition.resource_name, "Warning", outcome.reason, outcome.message
-                )
-            if not outcome.stalled:
-                backoff = min(
-                    definition.retry_interval.total_seconds() * 2 ** (state.failures - 1),
-                    MAX_BACKOFF,
-                )
-                self.queue.add_after(key, backoff)
-            elif definition.kind == HELMRELEASE:
-                # A new chart version or values may lift the stall: look on the interval.
-                self.queue.add_after(key, definition.interval.total_seconds())
+            if outcome.progressing:
+                await self._record_result(state, "Normal", "Progressing", outcome.message)
+            else:
+                await self._record_result(state, "Warning", outcome.reason, outcome.message)
+        delay = boundary.next_run(
+            outcome,
+            failures=state.failures,
+            interval=definition.interval.total_seconds(),
+            retry_interval=definition.retry_interval.total_seconds(),
+            recheck_stalled=definition.kind == HELMRELEASE,
+        )
+        if delay != math.inf:
+            self.queue.add_after(key, delay)
         await self._save(state)
         if state.ready_at_its_revision:
             for dependent in self.index.dependents.get(key, ()):
                 other = self.units.get(dependent)
                 if other is not None and not other.ready_at_its_revision:
                     self.queue.add(dependent)
+
+    async def _record_result(self, state: UnitState, type_: str, reason: str, message: str) -> None:
+        """An Event for a reconcile's result, when it says something new (agent/events.py)."""
+        name = state.definition.resource_name
+        if self.event_filter.admit(name, type_, reason, message):
+            await self.store.record_event(name, type_, reason, message)
 
     async def _sync_children(self, parent: UnitState, children: list[UnitDefinition]) -> None:
         unit_defs.check_unique_children(children)
@@ -644,17 +630,7 @@ class Agent:
                 log.warning("cannot follow HelmRepository %s: %s", helm_repository.key, error)
 
     def _status(self, state: UnitState) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "conditions": state.conditions,
-            "lastAppliedRevision": state.applied_revision,
-            "lastAttemptedRevision": state.attempted_revision,
-            "inventory": inventory_to_status(state.inventory),
-            "inventorySize": len(state.inventory),
-            "driftCount": state.drift_count,
-            "lastDriftAt": state.last_drift,
-            "warnings": state.warnings,
-            "lastHandledReconcileAt": state.handled_request,
-        }
+        status = state.status.to_status()
         if state.definition.kind == HELMRELEASE:
             status["release"] = state.release.to_status(state.definition.release)
         if state.key == ROOT_KEY:
@@ -734,12 +710,17 @@ class Agent:
             return
         desired = remembered.desired
         seen = time.monotonic()
-        changes = (
-            ["object deleted"]
+        changed = [] if event == "DELETED" else list(drift.changed_fields(live, desired))
+        changes = ["object deleted"] if event == "DELETED" else [str(c) for c in changed][:5]
+        # The managers of the changed fields (``kubectl`` after a scale), not whoever
+        # wrote the object last (often the controller manager, about something else).
+        who = (
+            None
             if event == "DELETED"
-            else [str(c) for c in drift.changed_fields(live, desired)][:5]
+            else managedfields.who_changed(
+                live, [c.path for c in changed], exclude=[unit_api.FIELD_MANAGER]
+            )
         )
-        who = _last_writer(live) if event != "DELETED" else None
         assert self._tasks is not None
         self._tasks.start_soon(self._heal, state, key, changes, who, seen)
 
@@ -783,8 +764,7 @@ class Agent:
 
     def _count_drift(self, state: UnitState) -> None:
         self.metrics.unit(_labels(state.key)).drift_corrections += 1
-        state.drift_count += 1
-        state.last_drift = unit_api.now()
+        state.status = unit_status.drifted(state.status)
 
     async def _check_release_object(self, state: UnitState, key: ObjectKey) -> None:
         """A watched object of a release changed: correct or report it per driftDetection."""
@@ -825,7 +805,7 @@ class Agent:
             self.queue.add(unit_key)
         requested = annotations.get(unit_api.REQUESTED_AT_ANNOTATION)
         if requested and requested not in (
-            state.handled_request,
+            state.status.last_handled_reconcile_at,
             state.requested,
             state.fetching_for,
         ):
@@ -888,16 +868,3 @@ def _unit_metadata(unit: Object) -> Object:
 
 def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no changes"
-
-
-def _last_writer(live: Object) -> str | None:
-    """The field manager that wrote the object last, other than the agent."""
-    entries = [
-        m
-        for m in (live.get("metadata") or {}).get("managedFields") or []
-        if m.get("manager") != unit_api.FIELD_MANAGER
-    ]
-    if not entries:
-        return None
-    latest = max(entries, key=lambda m: m.get("time") or "")
-    return f"{latest.get('manager')} ({latest.get('operation', '').lower()})"

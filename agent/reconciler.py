@@ -62,6 +62,9 @@ class Outcome:
     failed upgrade); lastAppliedRevision moves to it."""
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     """Further Kubernetes Events to record (type, reason, message): remediations, drift."""
+    progressing: bool = False
+    """Not a failure but a wait that ends by itself (the source is being fetched): its
+    Event is ``Normal``/``Progressing``, never a Warning."""
 
 
 MadeFrom = tuple[str, str, str]
