@@ -31,6 +31,10 @@ class AgentSettings(pydantic.BaseModel):
     context: str | None = None
     work_dir: Path = pydantic.Field(default_factory=lambda: toolchain.cache_dir() / "agent")
     """Git mirrors and checkouts; disposable, rebuilt from the remote when lost."""
+    kustomize_binary: Path | None = None
+    """The ``kustomize`` to render with; None: the one found on PATH."""
+    helm_binary: Path | None = None
+    """The ``helm`` to run releases with; None: the one found on PATH."""
     workers: int = 8
     """Units reconciled at once; renders are additionally limited to ``render_workers``."""
     render_workers: int = 4
