@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pydantic
 
+from fleet import tools
 from fleet.api import unit as unit_api
-from fleet.localkube import toolchain
 from fleet.source import GitAuth, GitRef
 
 
@@ -29,7 +29,7 @@ class AgentSettings(pydantic.BaseModel):
     kubeconfig: str | None = None
     """None: in-cluster service account, else ~/.kube/config rules."""
     context: str | None = None
-    work_dir: Path = pydantic.Field(default_factory=lambda: toolchain.cache_dir() / "agent")
+    work_dir: Path = pydantic.Field(default_factory=lambda: tools.cache_dir() / "agent")
     """Git mirrors and checkouts; disposable, rebuilt from the remote when lost."""
     kustomize_binary: Path | None = None
     """The ``kustomize`` to render with; None: the one found on PATH."""

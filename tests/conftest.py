@@ -15,9 +15,14 @@ import pytest
 from kubernetes import client, config
 
 from fleet.kube import KubeClient
+from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster, running_clusters
 from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
 from tests.pgserver import PostgresServer, postgres_server, postgres_unavailable_reason
+
+# fleet finds kustomize and helm on PATH, as in production; the tests run the pinned
+# builds of the tool cache (and so does every agent process they start).
+toolchain.put_on_path()
 
 CLUSTER_NAMES = ("dev", "staging", "prod")
 RUN_ID = uuid.uuid4().hex[:6]

@@ -188,6 +188,8 @@ def demo_fleet(
     root.mkdir(parents=True)
     for tool in (toolchain.KUBERNETES, toolchain.ETCD, toolchain.KWOK, toolchain.KUSTOMIZE):
         toolchain.build(tool)
+    # The demo's agents find kustomize and helm on PATH, as production does.
+    toolchain.put_on_path()
 
     say(f"► starting clusters {', '.join(names)}")
     started = time.monotonic()

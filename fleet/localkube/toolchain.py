@@ -29,6 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from fleet import tools
+
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
@@ -45,10 +47,16 @@ FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
 
 def cache_dir() -> Path:
     """Root of fleet's build cache: ``$FLEET_CACHE_DIR``, else ``$XDG_CACHE_HOME/fleet``."""
-    if explicit := os.environ.get("FLEET_CACHE_DIR"):
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "fleet"
+    return tools.cache_dir()
+
+
+def put_on_path(tools_: tuple[Tool, ...] | None = None) -> None:
+    """Prepend the built kustomize and helm (or ``tools_``) to this process's PATH, so
+    fleet and every process it starts find them as production finds them: on PATH."""
+    chosen = tools_ if tools_ is not None else (KUSTOMIZE, HELM)
+    folders = [str(t.directory) for t in chosen]
+    current = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join([*folders, *(p for p in current if p not in folders)])
 
 
 @dataclasses.dataclass(frozen=True)
