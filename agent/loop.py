@@ -18,8 +18,10 @@ own module (docs/architecture.md has the picture):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +40,7 @@ from agent.kustomizations import KustomizationKind, stall_marker
 from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
 from agent.poller import SourcePoller
-from agent.reconciler import Outcome
+from agent.reconciler import Outcome, listed
 from agent.settings import AgentSettings
 from agent.sources import Sources
 from agent.store import UnitStore
@@ -101,6 +103,8 @@ class Agent:
         self._stored: dict[str, Object] = {}
         self._units_version = 0
         self._index: tuple[int, UnitIndex] | None = None
+        self._awaiting: set[UnitKey] = set()
+        """Units whose health waits for other units (``wait``/``healthChecks``)."""
         self._tasks: anyio.abc.TaskGroup | None = None
         self.started = anyio.Event()
 
@@ -272,6 +276,11 @@ class Agent:
             outcome.reason,
             outcome.message,
         )
+        if outcome.applied and outcome.split is not None:
+            # Sources first: a child that reconciles at once must find its source.
+            await self._sync_sources(outcome.split.sources, outcome.split.helm_repositories)
+            await self._sync_children(state, outcome.split.units)
+        outcome = self._judge_awaited(state, outcome)
         state.status = unit_status.fold(state.status, outcome)
         stalled_at = outcome.revision or state.status.last_attempted_revision or ""
         state.stalled_on = (
@@ -279,11 +288,6 @@ class Agent:
             if outcome.stalled and not kind.recheck_stalled
             else None
         )
-
-        if outcome.applied and outcome.split is not None:
-            # Sources first: a child that reconciles at once must find its source.
-            await self._sync_sources(outcome.split.sources, outcome.split.helm_repositories)
-            await self._sync_children(state, outcome.split.units)
 
         series = self.metrics.unit(_labels(key))
         series.observe_reconcile(outcome.duration)
@@ -312,7 +316,7 @@ class Agent:
                 outcome.message,
                 extra=extra,
             )
-            if outcome.progressing:
+            if outcome.progressing or outcome.pending:
                 await self._record_result(state, "Normal", "Progressing", outcome.message)
             else:
                 await self._record_result(state, "Warning", outcome.reason, outcome.message)
@@ -323,6 +327,8 @@ class Agent:
             retry_interval=definition.retry_interval.total_seconds(),
             recheck_stalled=kind.recheck_stalled,
         )
+        if outcome.pending:
+            delay = self.settings.dependency_requeue.total_seconds()
         if delay != math.inf:
             self.queue.add_after(key, delay)
         await self._save(state)
@@ -331,6 +337,76 @@ class Agent:
                 other = self.units.get(dependent)
                 if other is not None and not other.ready_at_its_revision:
                     self.queue.add(dependent)
+        if unit_status.health(state.status) != "pending":
+            self._wake_awaiting(key)
+
+    def _judge_awaited(self, state: UnitState, outcome: Outcome) -> Outcome:
+        """A healthy apply is Ready only once the Flux objects its ``wait`` or
+        ``healthChecks`` name are: until then it is pending (Ready=Unknown), a failed one
+        fails it, and so does waiting longer than the unit's timeout."""
+        self._awaiting.discard(state.key)
+        if not outcome.ready or not outcome.awaiting:
+            state.awaiting_since = None
+            return outcome
+        failed, pending = [], []
+        for key in outcome.awaiting:
+            other = self.units.get(key)
+            if other is None:
+                pending.append(f"{key.describe()}: not found")
+                continue
+            verdict = unit_status.health(other.status)
+            ready = other.status.condition(unit_status.READY)
+            why = ready.message if ready else "not reconciled yet"
+            if verdict == "failed":
+                failed.append(f"{key.describe()}: {why}")
+            elif verdict == "pending":
+                pending.append(f"{key.describe()}: {why}")
+        if failed:
+            state.awaiting_since = None
+            message = f"health check failed: {listed(failed)}"
+            return dataclasses.replace(
+                outcome, ready=False, reason="HealthCheckFailed", message=message
+            )
+        if not pending:
+            state.awaiting_since = None
+            return outcome
+        now = time.monotonic()
+        if state.awaiting_since is None or state.awaiting_since[0] != outcome.revision:
+            state.awaiting_since = (outcome.revision, now)
+        self._awaiting.add(state.key)
+        timeout = state.definition.kustomization.spec.effective_timeout.total_seconds()
+        if now - state.awaiting_since[1] > timeout:
+            state.awaiting_since = None
+            message = f"timeout waiting for: {listed(pending)} after {timeout:.0f}s"
+            return dataclasses.replace(
+                outcome, ready=False, reason="HealthCheckFailed", message=message
+            )
+        message = f"waiting for: {listed(pending)}"
+        return dataclasses.replace(
+            outcome, ready=False, reason=unit_status.PROGRESSING, message=message, pending=True
+        )
+
+    def _wake_awaiting(self, key: UnitKey) -> None:
+        """A unit's health is known: the units waiting on it judge again."""
+        for waiting in list(self._awaiting):
+            other = self.units.get(waiting)
+            if other is None:
+                self._awaiting.discard(waiting)
+            elif key in self._awaited_by(other):
+                self.queue.add(waiting)
+
+    def _awaited_by(self, state: UnitState) -> set[UnitKey]:
+        definition = state.definition
+        if definition.kind != unit_defs.KUSTOMIZATION:
+            return set()
+        children = set(self.index.children.get(state.key, ()))
+        spec = definition.kustomization.spec
+        if spec.wait:
+            return children
+        return {
+            UnitKey(check.kind, check.namespace or state.key.namespace, check.name)
+            for check in spec.health_checks
+        }
 
     async def _record_result(self, state: UnitState, type_: str, reason: str, message: str) -> None:
         """An Event for a reconcile's result, when it says something new (agent/events.py)."""

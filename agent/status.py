@@ -24,6 +24,7 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 READY = "Ready"
 STALLED = "Stalled"
 RECONCILING = "Reconciling"
+PROGRESSING = "Progressing"
 PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
 """Flux's Reconciling reason while a failed reconcile is retried."""
 
@@ -49,6 +50,8 @@ class FoldedOutcome(Protocol):
     def warnings(self) -> list[str]: ...
     @property
     def applied_revision(self) -> str | None: ...
+    @property
+    def pending(self) -> bool: ...
 
 
 def now() -> str:
@@ -188,6 +191,8 @@ def fold(previous: UnitStatus, outcome: FoldedOutcome, *, at: str | None = None)
       otherwise; Reconciling is True (ProgressingWithRetry) while a failure is retried.
     """
     at = at or now()
+    if outcome.pending:
+        return _pending(previous, outcome, at)
     applied = previous.last_applied_revision
     if outcome.applied_revision is not None:
         applied = outcome.applied_revision
@@ -218,6 +223,42 @@ def fold(previous: UnitStatus, outcome: FoldedOutcome, *, at: str | None = None)
         conditions=conditions,
         last_attempted_revision=outcome.revision or previous.last_attempted_revision,
         last_applied_revision=applied,
+        inventory=(previous.inventory if outcome.inventory is None else tuple(outcome.inventory)),
+        warnings=tuple(outcome.warnings),
+    )
+
+
+Health = Literal["current", "failed", "pending"]
+
+
+def health(found: UnitStatus) -> Health:
+    """A Flux object's health as ``wait``/``healthChecks`` judge it: Current when Ready at
+    the revision it attempted, Failed when Stalled, else still in progress."""
+    if found.ready_at_its_revision:
+        return "current"
+    if found.stalled:
+        return "failed"
+    return "pending"
+
+
+def _pending(previous: UnitStatus, outcome: FoldedOutcome, at: str) -> UnitStatus:
+    """Applied, health not known yet: Ready=Unknown and Reconciling=True (``Progressing``),
+    as Flux's during health checks; the revision is attempted, not yet applied."""
+    conditions = set_condition(
+        previous.conditions, READY, "Unknown", PROGRESSING, outcome.message, at=at
+    )
+    conditions = set_condition(
+        remove_condition(conditions, STALLED),
+        RECONCILING,
+        "True",
+        PROGRESSING,
+        outcome.message,
+        at=at,
+    )
+    return dataclasses.replace(
+        previous,
+        conditions=conditions,
+        last_attempted_revision=outcome.revision or previous.last_attempted_revision,
         inventory=(previous.inventory if outcome.inventory is None else tuple(outcome.inventory)),
         warnings=tuple(outcome.warnings),
     )

@@ -36,6 +36,9 @@ class UnitState:
     fetching_for: str | None = None
     """A ``--with-source`` requestedAt whose source fetch is still running."""
     force_next: bool = False
+    awaiting_since: tuple[str, float] | None = None
+    """(revision, monotonic time) since when the unit waits for the units its health
+    depends on: the wait fails after the unit's timeout."""
     release: ReleaseMemory = dataclasses.field(default_factory=ReleaseMemory)
     """A HelmRelease unit's release: failure counters, history, drift baseline."""
     save_lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)

@@ -129,3 +129,37 @@ def test_status_round_trips_through_the_stored_form() -> None:
 def test_malformed_stored_conditions_are_dropped() -> None:
     found = UnitStatus.from_status({"conditions": [{"type": "Ready", "status": "maybe"}, {"x": 1}]})
     assert found.conditions == ()
+
+
+def test_pending_health_is_ready_unknown_and_not_applied_yet() -> None:
+    previous = status.fold(
+        UnitStatus(), Outcome(True, "ReconciliationSucceeded", "ok", REV1, applied=True), at="t1"
+    )
+    outcome = Outcome(
+        False,
+        "Progressing",
+        "waiting for: HelmRelease/apps/db",
+        REV2,
+        applied=True,
+        inventory=[WEB],
+        pending=True,
+    )
+    folded = status.fold(previous, outcome, at="t2")
+    assert types(folded) == {"Ready": "Unknown", "Reconciling": "True"}
+    assert folded.last_applied_revision == REV1
+    assert folded.last_attempted_revision == REV2
+    assert folded.inventory == (WEB,)
+    assert status.health(folded) == "pending"
+
+
+def test_health_of_a_flux_object() -> None:
+    current = status.fold(
+        UnitStatus(), Outcome(True, "InstallSucceeded", "ok", "1.0.0", applied=True), at="t"
+    )
+    assert status.health(current) == "current"
+    stalled = status.fold(
+        UnitStatus(), Outcome(False, "RetriesExceeded", "no", "1.0.0", stalled=True), at="t"
+    )
+    assert status.health(stalled) == "failed"
+    retrying = status.fold(UnitStatus(), Outcome(False, "InstallFailed", "x", "1.0.0"), at="t")
+    assert status.health(retrying) == "pending"
