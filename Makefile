@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm.
+## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm
+## and the flux CLI.
 k8s-bin:
 	$(PYTHON) -m fleet.localkube.toolchain
 
 ## Build (or reuse) Flux's source-controller and kustomize-controller, for `make bench` only.
 flux-bin:
-	$(PYTHON) -m fleet.localkube.toolchain flux
+	$(PYTHON) -m fleet.localkube.toolchain flux-controllers
 
 ## System packages the integration tests need: sshd for the Git-over-SSH tests, PostgreSQL
 ## (initdb and postgres, run by the tests as processes) for the hub's PostgreSQL backend.
