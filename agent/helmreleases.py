@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from agent import releases
+from agent import fluxstatus, releases
 from agent.kinds import DependencyGate, DriftJob, Healed, Runtime, resolve_source
 from agent.reconciler import Outcome
 from agent.releases import ReleaseContext, ReleaseMemory
@@ -113,6 +113,12 @@ class HelmReleaseKind:
 
     def extra_status(self, state: UnitState) -> dict[str, Any]:
         return {"release": state.release.to_status(state.definition.release)}
+
+    def flux_status(self, state: UnitState, generation: int) -> dict[str, Any]:
+        found = fluxstatus.helmrelease_status(
+            state.status, state.release, state.definition.release, generation=generation
+        )
+        return found.to_status()
 
     def spec_summary(self, definition: UnitDefinition) -> dict[str, Any]:
         """What ``fleet get units`` and ``kubectl get units`` show of a HelmRelease."""

@@ -109,6 +109,10 @@ class Kind(Protocol):
         """What ``fleet get units`` shows of the kind's spec."""
         ...
 
+    def flux_status(self, state: UnitState, generation: int) -> dict[str, Any]:
+        """The unit's status in Flux's format, for its Flux object (``agent/mirror.py``)."""
+        ...
+
     def drift(self, state: UnitState, event: str, key: ObjectKey, live: Object) -> DriftJob | None:
         """A watched object of the unit changed: the check (and correction) to run, or
         None when it is not drift (the agent's own write, not the unit's object)."""

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from agent import fluxstatus
 from agent.applier import ApplyReport
 from agent.kinds import DependencyGate, DriftJob, Healed, Runtime, resolve_source
 from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
@@ -144,6 +145,9 @@ class KustomizationKind:
                 "message": tracked.error or "fetched",
             }
         }
+
+    def flux_status(self, state: UnitState, generation: int) -> dict[str, Any]:
+        return fluxstatus.kustomization_status(state.status, generation=generation).to_status()
 
     def spec_summary(self, definition: UnitDefinition) -> dict[str, Any]:
         spec = definition.kustomization.spec

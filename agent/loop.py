@@ -19,6 +19,7 @@ own module (docs/architecture.md has the picture):
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from agent import boundary
+from agent import boundary, fluxstatus
 from agent import status as unit_status
 from agent import units as unit_defs
 from agent.applier import Applier
@@ -39,6 +40,7 @@ from agent.kinds import Kind, Runtime, registry
 from agent.kustomizations import KustomizationKind, stall_marker
 from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
+from agent.mirror import FluxMirror
 from agent.poller import SourcePoller
 from agent.reconciler import Outcome, listed
 from agent.settings import AgentSettings
@@ -48,6 +50,7 @@ from agent.units import HELMRELEASE, ROOT_SOURCE, UnitDefinition, UnitKey
 from agent.unitstate import UnitIndex, UnitState
 from agent.workqueue import WorkQueue
 from fleet.api import unit as unit_api
+from fleet.api.flux import crds as flux_crds
 from fleet.core.manifests import ObjectKey
 from fleet.helm.charts import ChartRepositories, ChartSourceError
 from fleet.kube import KubeClient, KubeError
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 Object = dict[str, Any]
 
 UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
+FLUX_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+"""Set by ``flux reconcile``; the agent answers in ``status.lastHandledReconcileAt``."""
 
 
 class Agent:
@@ -73,6 +78,12 @@ class Agent:
             self._on_unit_change,
             label_selector=f"{UNIT_MANAGED_LABEL}=fleet-agent",
             namespace=settings.namespace,
+            keep=_unit_metadata,
+        )
+        self.flux_cache = LiveCache(
+            client,
+            self._on_flux_change,
+            label_selector=f"{unit_api.AGENT_LABEL}={settings.namespace}",
             keep=_unit_metadata,
         )
         self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
@@ -98,7 +109,10 @@ class Agent:
                 HelmReleaseKind(self.runtime, settings.agent_work_dir / "helm"),
             ]
         )
-        self.poller = SourcePoller(self.sources, self.metrics, self._on_source_fetched)
+        self.mirror = FluxMirror(client)
+        self.poller = SourcePoller(
+            self.sources, self.metrics, self._on_source_fetched, self._mirror_source
+        )
         self.healer = DriftHealer(self.runtime, self.kinds, self._save)
         self._stored: dict[str, Object] = {}
         self._units_version = 0
@@ -119,6 +133,10 @@ class Agent:
         assert isinstance(kind, HelmReleaseKind)
         return kind
 
+    async def preflight(self) -> None:
+        """Checks before running: raises FluxControllersRunning beside Flux's controllers."""
+        await self.mirror.refuse_beside_flux()
+
     def _task_group(self) -> anyio.abc.TaskGroup:
         assert self._tasks is not None, "the agent is not running"
         return self._tasks
@@ -131,6 +149,11 @@ class Agent:
             await tasks.start(self.cache.run)
             await tasks.start(self.unit_cache.run)
             await self.store.install()
+            await self.mirror.install()
+            await tasks.start(self.mirror.run)
+            await tasks.start(self.flux_cache.run)
+            for served in (flux_crds.KUSTOMIZATION, flux_crds.HELM_RELEASE):
+                await self.flux_cache.ensure_watch(served.api_version, served.kind)
             self._stored = await self.store.load()
             root = UnitDefinition(
                 unit_defs.root_kustomization(self.settings.cluster_path, self.settings.interval),
@@ -190,6 +213,51 @@ class Agent:
         self._units_changed()
         self.queue.add(definition.key)
         return state
+
+    def _mirror_source(self, key: NamespacedName) -> None:
+        """A source's GitRepository object and its status in Flux's format; the fleet
+        repository is the GitRepository ``<agent namespace>/fleet``."""
+        tracked = self.sources.get(key)
+        if tracked is None:
+            return
+        manifest: dict[str, Any]
+        if tracked.manifest is not None:
+            manifest = dict(tracked.manifest)
+            manifest.pop("status", None)
+            name, namespace = key.name, key.namespace
+        else:
+            name, namespace = "fleet", self.settings.namespace
+            manifest = {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "url": tracked.url,
+                    "interval": f"{int(self.settings.interval.total_seconds())}s",
+                    "ref": self.settings.ref.model_dump(exclude_none=True),
+                },
+            }
+        manifest["metadata"] = {
+            **dict(manifest.get("metadata") or {}),
+            "name": name,
+            "namespace": namespace,
+        }
+        fetched = (
+            datetime.datetime.fromtimestamp(tracked.revision_at, datetime.UTC)
+            if tracked.revision_at is not None
+            else None
+        )
+        path = f"gitrepository/{namespace}/{name}"
+
+        def status_of(generation: int) -> dict[str, Any]:
+            found = fluxstatus.gitrepository_status(
+                tracked.revision, tracked.error, fetched, generation=generation, path=path
+            )
+            return found.to_status()
+
+        self.mirror.mark(
+            UnitKey("GitRepository", namespace, name), self._labelled(manifest), status_of
+        )
 
     def _on_source_fetched(self, key: NamespacedName) -> None:
         """A source moved (or failed to fetch): its units reconcile."""
@@ -282,6 +350,7 @@ class Agent:
             await self._sync_children(state, outcome.split.units)
         outcome = self._judge_awaited(state, outcome)
         state.status = unit_status.fold(state.status, outcome)
+        state.folded_for = definition.digest
         stalled_at = outcome.revision or state.status.last_attempted_revision or ""
         state.stalled_on = (
             stall_marker(state, stalled_at)
@@ -337,7 +406,7 @@ class Agent:
                 other = self.units.get(dependent)
                 if other is not None and not other.ready_at_its_revision:
                     self.queue.add(dependent)
-        if unit_status.health(state.status) != "pending":
+        if state.health != "pending":
             self._wake_awaiting(key)
 
     def _judge_awaited(self, state: UnitState, outcome: Outcome) -> Outcome:
@@ -354,13 +423,15 @@ class Agent:
             if other is None:
                 pending.append(f"{key.describe()}: not found")
                 continue
-            verdict = unit_status.health(other.status)
+            verdict = other.health
             ready = other.status.condition(unit_status.READY)
             why = ready.message if ready else "not reconciled yet"
             if verdict == "failed":
                 failed.append(f"{key.describe()}: {why}")
             elif verdict == "pending":
                 pending.append(f"{key.describe()}: {why}")
+        # Failed or pending, it is judged again when one of them changes.
+        self._awaiting.add(state.key)
         if failed:
             state.awaiting_since = None
             message = f"health check failed: {listed(failed)}"
@@ -368,12 +439,12 @@ class Agent:
                 outcome, ready=False, reason="HealthCheckFailed", message=message
             )
         if not pending:
+            self._awaiting.discard(state.key)
             state.awaiting_since = None
             return outcome
         now = time.monotonic()
         if state.awaiting_since is None or state.awaiting_since[0] != outcome.revision:
             state.awaiting_since = (outcome.revision, now)
-        self._awaiting.add(state.key)
         timeout = state.definition.kustomization.spec.effective_timeout.total_seconds()
         if now - state.awaiting_since[1] > timeout:
             state.awaiting_since = None
@@ -462,6 +533,7 @@ class Agent:
 
     async def _forget_unit(self, state: UnitState) -> None:
         del self.units[state.key]
+        self.mirror.forget(state.key)
         self.kind_of(state).forget(state)
         self.event_filter.forget(state.definition.resource_name)
         self.metrics.forget_unit(_labels(state.key))
@@ -522,6 +594,46 @@ class Agent:
                 )
             except KubeError as error:
                 log.warning("could not write status: %s", error, extra={"unit": state.key})
+        kind = self.kind_of(state)
+        self.mirror.mark(
+            state.key,
+            self._flux_manifest(state),
+            lambda generation: kind.flux_status(state, generation),
+        )
+
+    def _flux_manifest(self, state: UnitState) -> dict[str, Any]:
+        """The unit's Flux object as Git defines it; the root unit's is the agent's own
+        Kustomization ``<agent namespace>/root`` over the cluster path."""
+        definition = state.definition
+        if definition.manifest is None:
+            spec = definition.kustomization.spec
+            return self._labelled(
+                {
+                    "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                    "kind": "Kustomization",
+                    "metadata": {"name": unit_api.ROOT_UNIT, "namespace": self.settings.namespace},
+                    "spec": {
+                        "interval": f"{int(spec.interval.total_seconds())}s",
+                        "path": spec.path,
+                        "prune": True,
+                        "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                    },
+                }
+            )
+        manifest = {k: v for k, v in definition.manifest.items() if k != "status"}
+        metadata = dict(manifest.get("metadata") or {})
+        metadata["namespace"] = state.key.namespace
+        manifest["metadata"] = metadata
+        return self._labelled(manifest)
+
+    def _labelled(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The agent's label on a Flux object it writes: its watch selects by it."""
+        metadata = dict(manifest["metadata"])
+        metadata["labels"] = {
+            **(metadata.get("labels") or {}),
+            unit_api.AGENT_LABEL: self.settings.namespace,
+        }
+        return {**manifest, "metadata": metadata}
 
     async def _on_live_change(self, event: str, key: ObjectKey, live: Object) -> None:
         await self.healer.on_change(event, key, live)
@@ -540,13 +652,42 @@ class Agent:
             state.suspended_by_request = suspended
             log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
             self.queue.add(unit_key)
-        requested = annotations.get(unit_api.REQUESTED_AT_ANNOTATION)
+        self._on_request(
+            state,
+            annotations.get(unit_api.REQUESTED_AT_ANNOTATION),
+            with_source=annotations.get(unit_api.WITH_SOURCE_ANNOTATION) == "true",
+        )
+
+    async def _on_flux_change(self, event: str, key: ObjectKey, found: Object) -> None:
+        """``flux suspend`` / ``flux resume`` / ``flux reconcile`` on a unit's Flux object."""
+        if event == "DELETED":
+            return
+        metadata = found["metadata"]
+        unit_key = UnitKey(str(found.get("kind")), metadata.get("namespace", ""), metadata["name"])
+        if unit_key == UnitKey("Kustomization", self.settings.namespace, unit_api.ROOT_UNIT):
+            unit_key = unit_defs.ROOT_KEY
+        state = self.units.get(unit_key)
+        if state is None:
+            return
+        self.mirror.saw(unit_key, int(metadata.get("generation") or 0))
+        suspended = (found.get("spec") or {}).get("suspend") is True
+        if suspended != state.suspended_in_cluster:
+            state.suspended_in_cluster = suspended
+            log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
+            self.queue.add(unit_key)
+        annotations = metadata.get("annotations") or {}
+        self._on_request(state, annotations.get(FLUX_REQUESTED_AT), with_source=False)
+
+    def _on_request(self, state: UnitState, requested: str | None, *, with_source: bool) -> None:
+        """A reconcile asked for with a new requestedAt value: answered once, in
+        ``lastHandledReconcileAt``."""
+        unit_key = state.key
         if requested and requested not in (
             state.status.last_handled_reconcile_at,
             state.requested,
             state.fetching_for,
         ):
-            if annotations.get(unit_api.WITH_SOURCE_ANNOTATION) == "true":
+            if with_source:
                 state.fetching_for = requested
                 self._task_group().start_soon(self._fetch_then_reconcile, state, requested)
             else:

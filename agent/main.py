@@ -32,6 +32,12 @@ async def run(settings: AgentSettings) -> None:
         settings.kubeconfig, settings.context, max_concurrency=settings.apply_concurrency
     )
     agent = Agent(settings, client)
+    try:
+        await agent.preflight()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+        raise
     agent.metrics.count_requests_of(client)
     http: HealthServer | None = None
     if settings.metrics_address:

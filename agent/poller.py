@@ -15,14 +15,23 @@ from agent.sources import Sources
 from fleet.models import NamespacedName
 
 OnFetched = Callable[[NamespacedName], None]
+OnResult = Callable[[NamespacedName], None]
 
 
 class SourcePoller:
-    def __init__(self, sources: Sources, metrics: AgentMetrics, on_fetched: OnFetched) -> None:
+    def __init__(
+        self,
+        sources: Sources,
+        metrics: AgentMetrics,
+        on_fetched: OnFetched,
+        on_result: OnResult = lambda key: None,
+    ) -> None:
         self.sources = sources
         self.metrics = metrics
         self.on_fetched = on_fetched
         """Called with a source's key after a fetch that moved its revision or failed."""
+        self.on_result = on_result
+        """Called with a source's key after every fetch (its status may have changed)."""
         self._wakeups: dict[NamespacedName, anyio.Event] = {}
         self._polled: set[NamespacedName] = set()
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -62,5 +71,6 @@ class SourcePoller:
         self.metrics.fetch_duration.labels(label).observe(time.monotonic() - started)
         if result is None:
             self.metrics.fetch_errors.labels(label).inc()
+        self.on_result(key)
         if result is None or result.changed:
             self.on_fetched(key)

@@ -30,12 +30,18 @@ class UnitState:
     """``revision|spec digest`` of a terminal failure: not retried until either changes."""
     failures: int = 0
     suspended_by_request: bool = False
+    """``fleet suspend`` (an annotation on the Unit)."""
+    suspended_in_cluster: bool = False
+    """``flux suspend``: ``spec.suspend`` set on the unit's Flux object in the cluster."""
     requested: str | None = None
     """A requestedAt not yet picked up: the next reconcile to start reports it handled, so
     ``fleet reconcile`` never takes a reconcile that began before its request for its own."""
     fetching_for: str | None = None
     """A ``--with-source`` requestedAt whose source fetch is still running."""
     force_next: bool = False
+    folded_for: str | None = None
+    """The definition digest the status was last folded for (Flux's observedGeneration):
+    a status older than the definition says nothing about it yet."""
     awaiting_since: tuple[str, float] | None = None
     """(revision, monotonic time) since when the unit waits for the units its health
     depends on: the wait fails after the unit's timeout."""
@@ -60,7 +66,15 @@ class UnitState:
 
     @property
     def suspended(self) -> bool:
-        return self.definition.suspend or self.suspended_by_request
+        return self.definition.suspend or self.suspended_by_request or self.suspended_in_cluster
+
+    @property
+    def health(self) -> unit_status.Health:
+        """Current, failed or pending, as ``wait``/``healthChecks`` judge a Flux object: a
+        status not yet folded for the current definition is pending."""
+        if self.folded_for != self.definition.digest:
+            return "pending"
+        return unit_status.health(self.status)
 
     @property
     def ready_at_its_revision(self) -> bool:

@@ -56,6 +56,8 @@ class FluxResult:
         rows = []
         for line in lines[1:]:
             cells = [cell.strip() for cell in line.split("\t")]
+            if len(cells) == len(header) + 1 and not cells[-1]:
+                cells.pop()  # flux ends each row with a tab
             if len(cells) != len(header):
                 raise AssertionError(f"row {line!r} does not fit header {header}")
             rows.append(dict(zip(header, cells, strict=True)))

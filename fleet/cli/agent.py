@@ -168,11 +168,12 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, SourceConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from agent.mirror import FluxControllersRunning
     from fleet import tools
 
     try:
         anyio.run(run, settings)
-    except tools.ToolNotFound as error:
+    except (tools.ToolNotFound, FluxControllersRunning) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -26,6 +26,7 @@ from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.fluxcli import run_flux
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import kustomization, manifest
 
@@ -940,3 +941,16 @@ async def test_a_waiting_kustomization_is_ready_only_once_its_helmrelease_is(
         infra = await unit_status(kube, agent, infra_unit)
         assert ready_condition(infra)["status"] == "True"
         assert await kube.get("v1", "ConfigMap", "app-config", namespace) is not None
+
+        async def listed() -> dict[str, str] | None:
+            result = await anyio.to_thread.run_sync(
+                lambda: run_flux(cluster, "get", "helmreleases", "-A")
+            )
+            rows = result.check().table()
+            row = next(
+                (r for r in rows if (r["NAMESPACE"], r["NAME"]) == ("flux-system", "db")), None
+            )
+            return row if row is not None and row["READY"] == "True" else None
+
+        row = await eventually(listed, timeout=30, what="flux get helmreleases shows db Ready")
+        assert row["REVISION"] == "1.0.0", "the chart version of the newest release"
