@@ -509,13 +509,31 @@ async def test_flux_trace_follows_the_labels_to_the_kustomization_and_its_source
 
     result = run_flux(cluster, "trace", "configmap", "settings", "-n", namespace).check()
 
-    report = [line.strip() for line in result.stdout.splitlines()]
-    assert "Kustomization:   apps" in report
-    assert f"Revision:        {REVISION}" in report
-    assert f"Message:         Applied revision: {REVISION}" in report
-    assert "GitRepository:   podinfo" in report
-    assert "URL:             https://127.0.0.1:8443/podinfo.git" in report
-    assert "Branch:          main" in report
+    sections = [
+        [line.strip() for line in section.strip().splitlines()]
+        for section in result.stdout.split("---")
+    ]
+    assert sections[0] == [
+        "Object:          ConfigMap/settings",
+        f"Namespace:       {namespace}",
+        "Status:          Managed by Flux",
+    ]
+    kustomization, source = sections[1], sections[2]
+    assert kustomization[:5] == [
+        "Kustomization:   apps",
+        f"Namespace:       {namespace}",
+        "Path:            ./apps",
+        f"Revision:        {REVISION}",
+        f"Status:          Last reconciled at {NOW.strftime('%Y-%m-%d %H:%M:%S +0000 UTC')}",
+    ]
+    assert kustomization[5] == f"Message:         Applied revision: {REVISION}"
+    assert source[:5] == [
+        "GitRepository:   podinfo",
+        f"Namespace:       {namespace}",
+        "URL:             https://127.0.0.1:8443/podinfo.git",
+        "Branch:          main",
+        f"Revision:        {REVISION}",
+    ]
 
 
 def test_built_flux_reports_its_release_version(cluster: LocalCluster) -> None:
