@@ -539,3 +539,119 @@ async def test_flux_trace_follows_the_labels_to_the_kustomization_and_its_source
 def test_built_flux_reports_its_release_version(cluster: LocalCluster) -> None:
     result = run_flux(cluster, "version", "--client").check()
     assert result.stdout.strip() == f"flux: {toolchain.FLUX_CLI_VERSION}"
+
+
+REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+
+
+async def wait_for_object(
+    kube: KubeClient, namespace: str, name: str, check: Any, what: str
+) -> dict[str, Any]:
+    """Poll the Kustomization until ``check(obj)`` holds; fail naming ``what``."""
+    deadline = time.monotonic() + 60.0
+    while True:
+        obj = await kube.get(crds.KUSTOMIZATION.api_version, "Kustomization", name, namespace)
+        if obj is not None and check(obj):
+            return obj
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {obj}")
+        await anyio.sleep(0.1)
+
+
+async def answer_reconcile_request(
+    kube: KubeClient, namespace: str, name: str, *, stalled: bool
+) -> None:
+    """Act as the agent's side of ``flux reconcile``: answer the requestedAt annotation."""
+    obj = await wait_for_object(
+        kube,
+        namespace,
+        name,
+        lambda o: REQUESTED_AT in (o["metadata"].get("annotations") or {}),
+        "flux reconcile's requestedAt annotation",
+    )
+    generation = obj["metadata"]["generation"]
+    if stalled:
+        outcome = [
+            ready(False, Reason.BUILD_FAILED, "kustomization path not found", generation),
+            conditions.new_condition(
+                ConditionType.STALLED,
+                "True",
+                Reason.BUILD_FAILED,
+                "kustomization path not found",
+                observed_generation=generation,
+                now=NOW,
+            ),
+        ]
+    else:
+        outcome = [ready(True, Reason.RECONCILIATION_SUCCEEDED, "Applied", generation)]
+    await write_status(
+        kube,
+        obj,
+        status.KustomizationStatus(
+            observed_generation=generation,
+            conditions=outcome,
+            last_applied_revision=REVISION,
+            last_handled_reconcile_at=obj["metadata"]["annotations"][REQUESTED_AT],
+        ),
+    )
+
+
+@pytest.mark.parametrize("stalled", [False, True], ids=["ready", "stalled"])
+async def test_flux_reconcile_waits_for_last_handled_reconcile_at(
+    flux_kube: KubeClient, cluster: LocalCluster, namespace: str, stalled: bool
+) -> None:
+    await reconciled_kustomization(flux_kube, namespace, "apps")
+    results = []
+
+    async def reconcile() -> None:
+        args = ("reconcile", "kustomization", "apps", "-n", namespace, "--timeout=60s")
+        results.append(await anyio.to_thread.run_sync(lambda: run_flux(cluster, *args)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reconcile)
+        await answer_reconcile_request(flux_kube, namespace, "apps", stalled=stalled)
+
+    [result] = results
+    if stalled:
+        assert result.returncode == 1, result.describe()
+        # kstatus reads Stalled=True as Failed: flux stops waiting and prints its message.
+        assert result.stderr.splitlines()[-1] == "✗ kustomization path not found"
+    else:
+        assert result.returncode == 0, result.describe()
+        assert f"applied revision {REVISION}" in result.stderr
+
+
+async def test_flux_resume_waits_for_ready_at_the_new_generation(
+    flux_kube: KubeClient, cluster: LocalCluster, namespace: str
+) -> None:
+    suspended = await reconciled_kustomization(flux_kube, namespace, "apps", suspend=True)
+    results = []
+
+    async def resume() -> None:
+        args = ("resume", "kustomization", "apps", "-n", namespace, "--timeout=60s")
+        results.append(await anyio.to_thread.run_sync(lambda: run_flux(cluster, *args)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(resume)
+        resumed = await wait_for_object(
+            flux_kube,
+            namespace,
+            "apps",
+            lambda o: not o["spec"].get("suspend"),
+            "flux resume's patch of spec.suspend",
+        )
+        generation = resumed["metadata"]["generation"]
+        assert generation > suspended["metadata"]["generation"]
+        await write_status(
+            flux_kube,
+            resumed,
+            status.KustomizationStatus(
+                observed_generation=generation,
+                conditions=[ready(True, Reason.RECONCILIATION_SUCCEEDED, "Applied", generation)],
+                last_applied_revision=REVISION,
+            ),
+        )
+
+    [result] = results
+    assert result.returncode == 0, result.describe()
+    assert f"applied revision {REVISION}" in result.stderr
