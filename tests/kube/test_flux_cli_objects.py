@@ -655,3 +655,18 @@ async def test_flux_resume_waits_for_ready_at_the_new_generation(
     [result] = results
     assert result.returncode == 0, result.describe()
     assert f"applied revision {REVISION}" in result.stderr
+
+
+async def test_flux_get_all_lists_served_kinds_and_passes_over_unserved_ones(
+    flux_kube: KubeClient, cluster: LocalCluster, namespace: str
+) -> None:
+    # OCIRepository, HelmChart, Bucket, Alert... have no CRD here: flux skips them quietly.
+    await create(flux_kube, crds.GIT_REPOSITORY, namespace, "podinfo", git_source_spec())
+    await reconciled_kustomization(flux_kube, namespace, "apps")
+
+    result = run_flux(cluster, "get", "all", "-n", namespace).check()
+
+    names = [line.split("\t")[0].strip() for line in result.stdout.splitlines()]
+    assert "gitrepository/podinfo" in names
+    assert "kustomization/apps" in names
+    assert "✗" not in result.stderr, result.describe()
