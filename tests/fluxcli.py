@@ -46,22 +46,25 @@ class FluxResult:
     def table(self) -> list[dict[str, str]]:
         """stdout as rows keyed by the header (``NAME``, ``READY``...), as flux prints tables.
 
-        flux pads cells with spaces and separates columns with a tab
+        flux pads cells with spaces and ends each cell with a tab
         (pkg/printers/table_printer.go), so a tab is the column boundary.
         """
         lines = [line for line in self.stdout.splitlines() if line.strip()]
         if not lines:
             raise AssertionError(f"no table in the output of {self.describe()}")
-        header = [cell.strip() for cell in lines[0].split("\t")]
+        header = _cells(lines[0])
         rows = []
         for line in lines[1:]:
-            cells = [cell.strip() for cell in line.split("\t")]
-            if len(cells) == len(header) + 1 and not cells[-1]:
-                cells.pop()  # flux ends each row with a tab
+            cells = _cells(line)
             if len(cells) != len(header):
                 raise AssertionError(f"row {line!r} does not fit header {header}")
             rows.append(dict(zip(header, cells, strict=True)))
         return rows
+
+
+def _cells(line: str) -> list[str]:
+    cells = [cell.strip() for cell in line.split("\t")]
+    return cells[:-1] if len(cells) > 1 and line.endswith("\t") else cells
 
 
 def flux_binary() -> Path:

@@ -97,7 +97,7 @@ def _convert(
         raise SchemaError(f"{path}: a list of types {kind} is not structural")
     if kind == "null":
         raise SchemaError(f"{path}: a field that can only be null has no schema")
-    out["type"] = "number" if kind == "number" else kind
+    out["type"] = kind
 
     if kind == "object":
         _convert_object(node, out, definitions, path=path, resolving=resolving)
