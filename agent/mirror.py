@@ -65,6 +65,9 @@ class FluxMirror:
         self._client = client
         self._objects: dict[UnitKey, _Mirrored] = {}
         self._queue: WorkQueue[UnitKey] = WorkQueue()
+        self._namespaces: set[str] = set()
+        """Namespaces known to exist: a Flux object's namespace (``flux-system``) may exist
+        nowhere but in Git, where units live without one."""
 
     async def refuse_beside_flux(self) -> None:
         """Raise FluxControllersRunning when Flux's controllers are deployed here."""
@@ -136,6 +139,15 @@ class FluxMirror:
         if found is not None:
             found.generation = max(found.generation, generation)
 
+    async def _ensure_namespace(self, namespace: str) -> None:
+        if namespace in self._namespaces:
+            return
+        await self._client.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            field_manager=unit_api.FIELD_MANAGER,
+        )
+        self._namespaces.add(namespace)
+
     async def _writer(self) -> None:
         while True:
             key = await self._queue.get()
@@ -160,6 +172,7 @@ class FluxMirror:
             return
         digest = drift.desired_digest(manifest)
         if found.written_manifest != digest:
+            await self._ensure_namespace(namespace)
             applied = await self._client.apply(
                 manifest, field_manager=unit_api.FIELD_MANAGER, force=True
             )
