@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
 SaveStatus = Callable[[UnitState], Awaitable[None]]
+RecordEvent = Callable[[UnitState, str, str, str], Awaitable[None]]
 
 
 def owner_of(live: Mapping[str, Any]) -> UnitKey:
@@ -41,10 +42,17 @@ def count_drift(runtime: Runtime, state: UnitState) -> None:
 
 
 class DriftHealer:
-    def __init__(self, runtime: Runtime, kinds: Mapping[str, Kind], save: SaveStatus) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        kinds: Mapping[str, Kind],
+        save: SaveStatus,
+        record_event: RecordEvent,
+    ) -> None:
         self.runtime = runtime
         self.kinds = kinds
         self.save = save
+        self.record_event = record_event
 
     async def on_change(self, event: str, key: ObjectKey, live: Object) -> None:
         """The live cache's callback: a watched object changed (or was deleted)."""
@@ -65,8 +73,6 @@ class DriftHealer:
             count_drift(self.runtime, state)
         for type_, reason, message in healed.events:
             log.info("%s: %s", reason, message, extra={"unit": state.key, "object": key})
-            await self.runtime.store.record_event(
-                state.definition.resource_name, type_, reason, message
-            )
+            await self.record_event(state, type_, reason, message)
         if healed.changed or healed.corrected:
             await self.save(state)

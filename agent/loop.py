@@ -113,7 +113,7 @@ class Agent:
         self.poller = SourcePoller(
             self.sources, self.metrics, self._on_source_fetched, self._mirror_source
         )
-        self.healer = DriftHealer(self.runtime, self.kinds, self._save)
+        self.healer = DriftHealer(self.runtime, self.kinds, self._save, self.record_event)
         self._stored: dict[str, Object] = {}
         self._units_version = 0
         self._index: tuple[int, UnitIndex] | None = None
@@ -367,7 +367,7 @@ class Agent:
 
         extra = {"unit": key, "revision": outcome.revision}
         for type_, reason, message in outcome.events:
-            await self.store.record_event(definition.resource_name, type_, reason, message)
+            await self.record_event(state, type_, reason, message)
             if reason == "DriftCorrected":
                 count_drift(self.runtime, state)
         if outcome.ready:
@@ -483,7 +483,12 @@ class Agent:
         """An Event for a reconcile's result, when it says something new (agent/events.py)."""
         name = state.definition.resource_name
         if self.event_filter.admit(name, type_, reason, message):
-            await self.store.record_event(name, type_, reason, message)
+            await self.record_event(state, type_, reason, message)
+
+    async def record_event(self, state: UnitState, type_: str, reason: str, message: str) -> None:
+        """An Event about a unit: on its Unit object and on its Flux object."""
+        await self.store.record_event(state.definition.resource_name, type_, reason, message)
+        await self.mirror.record_event(state.key, type_, reason, message)
 
     async def _sync_children(self, parent: UnitState, children: list[UnitDefinition]) -> None:
         unit_defs.check_unique_children(children)

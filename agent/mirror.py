@@ -36,6 +36,8 @@ Object = dict[str, Any]
 
 FLUX_PART_OF = "flux"
 """Flux labels its own Deployments and CRDs ``app.kubernetes.io/part-of: flux``."""
+MAX_WAITING_EVENTS = 20
+"""Events kept per unit until its Flux object exists; older ones beyond are dropped."""
 WRITERS = 4
 """Mirror writes in flight at once; they share the client's connection limit."""
 
@@ -58,6 +60,7 @@ class _Mirrored:
     generation: int = 0
     written_keys: frozenset[str] = frozenset()
     deleted: bool = False
+    uid: str = ""
 
 
 class FluxMirror:
@@ -65,6 +68,8 @@ class FluxMirror:
         self._client = client
         self._objects: dict[UnitKey, _Mirrored] = {}
         self._queue: WorkQueue[UnitKey] = WorkQueue()
+        self._events: dict[UnitKey, list[tuple[str, str, str]]] = {}
+        """Events about units whose Flux object is not written yet, recorded after it is."""
         self._namespaces: set[str] = set()
         """Namespaces known to exist: a Flux object's namespace (``flux-system``) may exist
         nowhere but in Git, where units live without one."""
@@ -139,6 +144,47 @@ class FluxMirror:
         if found is not None:
             found.generation = max(found.generation, generation)
 
+    async def record_event(self, key: UnitKey, type_: str, reason: str, message: str) -> None:
+        """The Event on the unit's Flux object too (``flux events``, ``kubectl describe``),
+        once the object has been written; best effort."""
+        found = self._objects.get(key)
+        if found is None or found.written_manifest is None:
+            waiting = self._events.setdefault(key, [])
+            if len(waiting) < MAX_WAITING_EVENTS:
+                waiting.append((type_, reason, message))
+            return
+        manifest = found.manifest
+        metadata = manifest["metadata"]
+        now = unit_api.now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": metadata["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": manifest["apiVersion"],
+                "kind": manifest["kind"],
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": found.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": unit_api.FIELD_MANAGER},
+            "reportingComponent": unit_api.FIELD_MANAGER,
+            "reportingInstance": unit_api.FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._client.create(event)
+        except KubeError as error:
+            log.warning("could not record event %s on %s: %s", reason, key.describe(), error)
+
     async def _ensure_namespace(self, namespace: str) -> None:
         if namespace in self._namespaces:
             return
@@ -168,6 +214,7 @@ class FluxMirror:
         name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
         if found.deleted:
             del self._objects[key]
+            self._events.pop(key, None)
             await self._client.delete(api_version, kind, name, namespace)
             return
         digest = drift.desired_digest(manifest)
@@ -177,7 +224,10 @@ class FluxMirror:
                 manifest, field_manager=unit_api.FIELD_MANAGER, force=True
             )
             found.generation = int(applied["metadata"].get("generation") or 0)
+            found.uid = str(applied["metadata"].get("uid") or "")
             found.written_manifest = digest
+            for event in self._events.pop(key, []):
+                await self.record_event(key, *event)
         status = dict(found.status(found.generation))
         status_digest = drift.desired_digest(status)
         if found.written_status == status_digest:

@@ -60,6 +60,17 @@ async def test_flux_get_reconcile_suspend_and_resume_a_kustomization(
         ).table()
         assert [r["NAME"] for r in rows] == ["root"], "the agent's own root Kustomization"
 
+        async def recorded() -> list[dict[str, str]] | None:
+            found = await flux(
+                cluster, "events", "-n", "flux-system", "--for", f"Kustomization/{name}"
+            )
+            rows = found.check().table() if found.stdout.strip() else []
+            mine = [r for r in rows if r["OBJECT"] == f"Kustomization/{name}"]
+            return mine if any(r["REASON"] == "ReconciliationSucceeded" for r in mine) else None
+
+        events = await eventually(recorded, timeout=30, what="flux events shows the reconcile")
+        assert all(r["TYPE"] == "Normal" for r in events)
+
         async def source() -> dict[str, str] | None:
             result = await flux(cluster, "get", "sources", "git", "-n", agent.settings.namespace)
             rows = result.check().table()
