@@ -31,13 +31,14 @@ lock: venv
 		--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
 		-o $(LOCK)
 
-## Build (or reuse) kube-apiserver, controller manager, scheduler, etcd, kwok, kustomize, helm.
+## Build (or reuse) the Go tools the tests and the demo run (fleet/localkube/toolchain.py):
+## Kubernetes, etcd, kwok, kustomize, helm, the flux CLI, Prometheus, registry, sops, age.
 k8s-bin:
 	$(PYTHON) -m fleet.localkube.toolchain
 
 ## Build (or reuse) Flux's source-controller and kustomize-controller, for `make bench` only.
 flux-bin:
-	$(PYTHON) -m fleet.localkube.toolchain flux
+	$(PYTHON) -m fleet.localkube.toolchain flux-controllers
 
 ## System packages the integration tests need: sshd (and ssh-keygen, ssh-keyscan) for the
 ## Git-over-SSH tests, PostgreSQL (initdb and postgres, run by the tests as processes) for
@@ -101,12 +102,16 @@ bench: venv k8s-bin flux-bin
 ## TOOLS=cache copies kustomize and helm from ~/.cache/fleet/bin instead of building them.
 IMAGE ?= fleet:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 TOOLS ?= build
+# The versions come from the one place they are pinned: fleet/localkube/toolchain.py.
+KUSTOMIZE_VERSION := $(shell sed -n 's/^KUSTOMIZE_VERSION = "\(.*\)"/\1/p' fleet/localkube/toolchain.py)
+HELM_VERSION := $(shell sed -n 's/^HELM_VERSION = "\(.*\)"/\1/p' fleet/localkube/toolchain.py)
 FLEET_BIN_CACHE ?= $${FLEET_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fleet}/bin
 image:
 	@command -v docker >/dev/null 2>&1 || { echo "✗ make image needs Docker (not available here)"; exit 1; }
 	rm -rf .image-tools && mkdir -p .image-tools
-	if [ "$(TOOLS)" = cache ]; then cp -r $(FLEET_BIN_CACHE)/kustomize-v* $(FLEET_BIN_CACHE)/helm-v* .image-tools/; fi
-	docker build --build-arg TOOLS=$(TOOLS) -t $(IMAGE) .
+	if [ "$(TOOLS)" = cache ]; then cp $(FLEET_BIN_CACHE)/kustomize-$(KUSTOMIZE_VERSION)/kustomize $(FLEET_BIN_CACHE)/helm-$(HELM_VERSION)/helm .image-tools/; fi
+	docker build --build-arg TOOLS=$(TOOLS) --build-arg KUSTOMIZE_VERSION=$(KUSTOMIZE_VERSION) \
+		--build-arg HELM_VERSION=$(HELM_VERSION) -t $(IMAGE) .
 
 ## The demo on three kind clusters with the agent in each as a Deployment (needs Docker
 ## and kind; see hack/kind-demo.sh).

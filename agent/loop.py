@@ -1,13 +1,19 @@
 """The agent: keeps every unit of one cluster reconciled with Git, and heals drift.
 
-Sources are polled on their interval; a new revision queues the units that use it.
-Workers take units from a work queue, run the pipeline of the unit's kind (a
-Kustomization's render-and-apply, a HelmRelease's helm actions), write the unit's status
-once, and requeue it (interval when Ready, retryInterval with backoff when not, nothing
-when a Kustomization is stalled until a new revision arrives). Every managed object is
-watched; an out-of-band change is reverted at once and recorded as drift: re-applied for
-a Kustomization, patched back to what helm wrote for a HelmRelease (when its drift
-detection asks for it).
+This module wires the components together and runs the workers; each job lives in its
+own module (docs/architecture.md has the picture):
+
+- the kinds (``agent/kinds.py``: Kustomization, HelmRelease) reconcile, heal, report
+  and remove their units behind one interface, registered once in ``Agent.__init__``;
+- the source poller (``agent/poller.py``) fetches sources; a new revision queues the
+  units that read it;
+- the work queue (``agent/workqueue.py``) hands each unit to one worker at a time; a
+  worker runs the unit's kind inside the error boundary (``agent/boundary.py``), folds
+  the outcome into the typed status (``agent/status.py``), writes it once (``_save``,
+  through ``agent/store.py``), records what changed as Events (``agent/events.py``) and
+  requeues;
+- the drift healer (``agent/healer.py``) routes changes of watched objects to their
+  unit's kind.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,122 +29,41 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from agent import releases
+from agent import boundary, fluxstatus
+from agent import status as unit_status
 from agent import units as unit_defs
-from agent.applier import Applier, ApplyReport
+from agent.applier import Applier
+from agent.events import EventFilter
+from agent.healer import DriftHealer, count_drift
+from agent.helmreleases import HelmReleaseKind
+from agent.kinds import Kind, Runtime, registry
+from agent.kustomizations import KustomizationKind, stall_marker
 from agent.livecache import LiveCache
 from agent.metrics import AgentMetrics
-from agent.reconciler import Outcome, ReconcileContext, reconcile_unit, unit_labels
-from agent.releases import ReleaseContext, ReleaseMemory
-from agent.renderer import MAX_BATCH, Renderer
+from agent.mirror import FluxMirror
+from agent.poller import SourcePoller
+from agent.reconciler import Outcome, listed
 from agent.settings import AgentSettings
 from agent.sources import Sources
 from agent.store import UnitStore
-from agent.units import HELMRELEASE, KUSTOMIZATION, ROOT_KEY, ROOT_SOURCE, UnitDefinition, UnitKey
+from agent.units import HELMRELEASE, ROOT_SOURCE, UnitDefinition, UnitKey
+from agent.unitstate import UnitIndex, UnitState
 from agent.workqueue import WorkQueue
 from fleet import report as report_schema
 from fleet.api import unit as unit_api
-from fleet.core import drift, plan
-from fleet.core.inventory import InventoryEntry, inventory_from_status, inventory_to_status
+from fleet.api.flux import crds as flux_crds
 from fleet.core.manifests import ObjectKey
-from fleet.helm import charts
-from fleet.helm.charts import ChartArtifact, ChartRepositories, ChartSourceError
-from fleet.helm.cli import Helm, KubeAccess
+from fleet.helm.charts import ChartRepositories, ChartSourceError
 from fleet.kube import KubeClient, KubeError
-from fleet.models import GitRepository, HelmRelease, HelmRepository, NamespacedName
-from fleet.render import kustomize
+from fleet.models import GitRepository, HelmRepository, NamespacedName
 
 log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
 
-MAX_BACKOFF = 300.0
-PROGRESSING = "Progressing"
-"""Reason while a unit waits for its source's first fetch: a Normal event, not a Warning."""
-RENDER_AHEAD = MAX_BATCH - 1
-"""Queued units whose renders come along with one that renders (one kustomize process)."""
 UNIT_MANAGED_LABEL = "app.kubernetes.io/managed-by"
-
-
-@dataclasses.dataclass
-class UnitState:
-    """Everything the agent remembers about one unit between reconciles."""
-
-    definition: UnitDefinition
-    inventory: list[InventoryEntry] = dataclasses.field(default_factory=list)
-    applied_revision: str | None = None
-    attempted_revision: str | None = None
-    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    stalled_on: str | None = None
-    """``revision|spec digest`` of a terminal failure: not retried until either changes."""
-    failures: int = 0
-    last_reconcile_at: datetime.datetime | None = None
-    """When a reconcile of this unit last finished (reported as the TUI's LAST RUN)."""
-    last_reconcile_seconds: float | None = None
-    drift_count: int = 0
-    last_drift: str | None = None
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    suspended_by_request: bool = False
-    handled_request: str | None = None
-    requested: str | None = None
-    """A requestedAt not yet picked up: the next reconcile to start reports it handled, so
-    ``fleet reconcile`` never takes a reconcile that began before its request for its own."""
-    fetching_for: str | None = None
-    """A ``--with-source`` requestedAt whose source fetch is still running."""
-    force_next: bool = False
-    release: ReleaseMemory = dataclasses.field(default_factory=ReleaseMemory)
-    """A HelmRelease unit's release: failure counters, history, drift baseline."""
-    save_lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)
-    lock: anyio.Lock = dataclasses.field(default_factory=anyio.Lock)
-    """Held for a whole reconcile, and by a removal: a unit being removed is never
-    reconciled at the same time (which could re-create what the removal prunes)."""
-
-    @property
-    def key(self) -> UnitKey:
-        return self.definition.key
-
-    @property
-    def ready(self) -> bool:
-        condition = next((c for c in self.conditions if c["type"] == "Ready"), None)
-        return bool(condition and condition["status"] == "True")
-
-    @property
-    def suspended(self) -> bool:
-        return self.definition.suspend or self.suspended_by_request
-
-    @property
-    def ready_at_its_revision(self) -> bool:
-        """Flux's test for a dependency: Ready, and not half way to a newer revision."""
-        return self.ready and self.applied_revision == self.attempted_revision
-
-
-@dataclasses.dataclass(frozen=True)
-class UnitIndex:
-    """Lookups over the unit set, rebuilt only when the set changes: scanning every unit
-    after each reconcile is quadratic in the fleet's size."""
-
-    children: Mapping[UnitKey, list[UnitKey]]
-    dependents: Mapping[UnitKey, list[UnitKey]]
-    by_resource_name: Mapping[str, UnitKey]
-    problems: plan.DependencyProblems[UnitKey]
-    """Cycles and missing dependencies."""
-
-    @classmethod
-    def of(cls, units: Mapping[UnitKey, UnitState]) -> UnitIndex:
-        children: dict[UnitKey, list[UnitKey]] = {}
-        dependents: dict[UnitKey, list[UnitKey]] = {}
-        for key, state in units.items():
-            if state.definition.parent is not None:
-                children.setdefault(state.definition.parent, []).append(key)
-            for dependency in state.definition.depends_on:
-                dependents.setdefault(dependency, []).append(key)
-        graph = {key: state.definition.depends_on for key, state in units.items()}
-        return cls(
-            children,
-            dependents,
-            {state.definition.resource_name: key for key, state in units.items()},
-            plan.find_dependency_problems(graph),
-        )
+FLUX_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+"""Set by ``flux reconcile``; the agent answers in ``status.lastHandledReconcileAt``."""
 
 
 class Agent:
@@ -145,6 +71,8 @@ class Agent:
         self.settings = settings
         self.client = client
         self.metrics = AgentMetrics()
+        self.units: dict[UnitKey, UnitState] = {}
+        self.queue: WorkQueue[UnitKey] = WorkQueue()
         self.cache = LiveCache(client, self._on_live_change)
         self.unit_cache = LiveCache(
             client,
@@ -153,47 +81,80 @@ class Agent:
             namespace=settings.namespace,
             keep=_unit_metadata,
         )
+        self.flux_cache = LiveCache(
+            client,
+            self._on_flux_change,
+            label_selector=f"{unit_api.AGENT_LABEL}={settings.namespace}",
+            keep=_unit_metadata,
+        )
         self.applier = Applier(client, self.cache, concurrency=settings.apply_concurrency)
         self.store = UnitStore(client, settings.namespace)
+        self.event_filter = EventFilter()
         self.sources = Sources(settings.agent_work_dir, client)
-        self.queue: WorkQueue[UnitKey] = WorkQueue()
-        self.units: dict[UnitKey, UnitState] = {}
-        self.context = ReconcileContext(
+        self.runtime = Runtime(
+            settings,
             client,
             self.applier,
             self.cache,
-            Renderer(settings.render_workers),
-            default_namespace=settings.default_namespace,
-            agent=settings.namespace,
-            upcoming=self._upcoming,
+            self.sources,
+            self.store,
+            self.metrics,
+            self.queue,
+            self.units,
+            self._task_group,
         )
-        helm_dir = settings.agent_work_dir / "helm"
-        helm = Helm(helm_dir / "home", KubeAccess(settings.kubeconfig, settings.context))
-        self.charts = ChartRepositories(helm_dir / "charts", client, helm)
-        self.release_context = ReleaseContext(
-            client,
-            helm,
-            self.charts,
-            self.applier,
-            self.cache,
-            self._git_chart,
-            helm_dir / "scratch",
+        # The one place kinds are registered.
+        self.kinds: dict[str, Kind] = registry(
+            [
+                KustomizationKind(self.runtime),
+                HelmReleaseKind(self.runtime, settings.agent_work_dir / "helm"),
+            ]
         )
+        self.mirror = FluxMirror(client)
+        self.poller = SourcePoller(
+            self.sources, self.metrics, self._on_source_fetched, self._mirror_source
+        )
+        self.healer = DriftHealer(self.runtime, self.kinds, self._save, self.record_event)
         self._stored: dict[str, Object] = {}
         self._units_version = 0
         self._index: tuple[int, UnitIndex] | None = None
-        self._source_wakeups: dict[NamespacedName, anyio.Event] = {}
-        self._polled: set[NamespacedName] = set()
+        self._awaiting: set[UnitKey] = set()
+        """Units whose health waits for other units (``wait``/``healthChecks``)."""
         self._tasks: anyio.abc.TaskGroup | None = None
         self.started = anyio.Event()
+
+    @property
+    def charts(self) -> ChartRepositories:
+        """The HelmRepositories the HelmRelease kind follows."""
+        return self._helm.charts
+
+    @property
+    def _helm(self) -> HelmReleaseKind:
+        kind = self.kinds[HELMRELEASE]
+        assert isinstance(kind, HelmReleaseKind)
+        return kind
+
+    async def preflight(self) -> None:
+        """Checks before running: raises FluxControllersRunning beside Flux's controllers."""
+        await self.mirror.refuse_beside_flux()
+
+    def _task_group(self) -> anyio.abc.TaskGroup:
+        assert self._tasks is not None, "the agent is not running"
+        return self._tasks
 
     async def run(self) -> None:
         """Run until cancelled."""
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
+            self.poller.attach(tasks)
             await tasks.start(self.cache.run)
             await tasks.start(self.unit_cache.run)
             await self.store.install()
+            await self.mirror.install()
+            await tasks.start(self.mirror.run)
+            await tasks.start(self.flux_cache.run)
+            for served in (flux_crds.KUSTOMIZATION, flux_crds.HELM_RELEASE):
+                await self.flux_cache.ensure_watch(served.api_version, served.kind)
             self._stored = await self.store.load()
             root = UnitDefinition(
                 unit_defs.root_kustomization(self.settings.cluster_path, self.settings.interval),
@@ -209,7 +170,7 @@ class Agent:
                 self.settings.interval.total_seconds(),
             )
             await self.unit_cache.ensure_watch(unit_api.API_VERSION, unit_api.KIND)
-            self._start_polling(ROOT_SOURCE)
+            self.poller.poll(ROOT_SOURCE)
             for _ in range(self.settings.workers):
                 tasks.start_soon(self._worker)
             self.started.set()
@@ -218,12 +179,18 @@ class Agent:
     def request_reconcile(self, unit: UnitKey | None = None, *, with_source: bool = False) -> None:
         """Reconcile a unit (or all) now; optionally fetch its source first (webhooks)."""
         if with_source:
-            for source in self._polled:
-                self._wake_source(source)
+            self.poller.wake()
         for key in [unit] if unit else list(self.units):
             if key in self.units:
                 self.units[key].force_next = True
                 self.queue.add(key)
+
+    def kind_of(self, state: UnitState) -> Kind:
+        return self.kinds[state.definition.kind]
+
+    def source_of(self, definition: UnitDefinition) -> NamespacedName | None:
+        """The Git source a unit reads (None for a chart from a HelmRepository)."""
+        return self.kinds[definition.kind].source(definition)
 
     def _adopt(self, definition: UnitDefinition) -> UnitState:
         """Track a unit, picking up what a previous agent stored for it."""
@@ -239,101 +206,77 @@ class Agent:
         state = UnitState(definition)
         stored = self._stored.get(definition.resource_name)
         if stored is not None:
-            status = stored.get("status") or {}
-            state.inventory = inventory_from_status(status)
-            state.applied_revision = status.get("lastAppliedRevision")
-            state.attempted_revision = status.get("lastAttemptedRevision")
-            state.conditions = list(status.get("conditions") or [])
-            state.drift_count = int(status.get("driftCount") or 0)
+            state.status = unit_status.UnitStatus.from_status(stored.get("status") or {})
             annotations = stored["metadata"].get("annotations") or {}
             state.suspended_by_request = annotations.get(unit_api.SUSPEND_ANNOTATION) == "true"
-            state.handled_request = status.get("lastHandledReconcileAt")
-            state.release = ReleaseMemory.from_status(status)
+            self.kind_of(state).restore(state, stored)
         self.units[definition.key] = state
         self._units_changed()
         self.queue.add(definition.key)
         return state
 
-    def _start_polling(self, key: NamespacedName) -> None:
-        if key in self._polled:
+    def _mirror_source(self, key: NamespacedName) -> None:
+        """A source's GitRepository object and its status in Flux's format; the fleet
+        repository is the GitRepository ``<agent namespace>/fleet``."""
+        tracked = self.sources.get(key)
+        if tracked is None:
             return
-        self._polled.add(key)
-        assert self._tasks is not None
-        self._tasks.start_soon(self._poll_source, key)
-
-    def _wake_source(self, key: NamespacedName) -> None:
-        event = self._source_wakeups.get(key)
-        if event is not None:
-            event.set()
-
-    async def _poll_source(self, key: NamespacedName) -> None:
-        while (tracked := self.sources.get(key)) is not None:
-            await self._fetch(key)
-            wakeup = self._source_wakeups[key] = anyio.Event()
-            with anyio.move_on_after(tracked.interval):
-                await wakeup.wait()
-        self._polled.discard(key)
-
-    async def _fetch(self, key: NamespacedName) -> None:
-        """Fetch a source; queue its units when the revision moved or the fetch failed."""
-        started = time.monotonic()
-        result = await self.sources.fetch(key)
-        label = str(key)
-        self.metrics.fetch_duration.labels(label).observe(time.monotonic() - started)
-        if result is None:
-            self.metrics.fetch_errors.labels(label).inc()
-        if result is None or result.changed:
-            for state in list(self.units.values()):
-                if self.source_of(state.definition) == key:
-                    self.queue.add(state.key)
-
-    def source_of(self, definition: UnitDefinition) -> NamespacedName | None:
-        """The Git source a unit reads: a Kustomization's tree, a HelmRelease's chart
-        folder (None for a chart from a HelmRepository)."""
-        if isinstance(definition.model, HelmRelease):
-            chart = definition.model.chart_spec
-            if chart is None or chart.source_ref.kind != "GitRepository":
-                return None
-            namespace, name = chart.source_ref.namespace, chart.source_ref.name
+        manifest: dict[str, Any]
+        if tracked.manifest is not None:
+            manifest = dict(tracked.manifest)
+            manifest.pop("status", None)
+            name, namespace = key.name, key.namespace
         else:
-            reference = definition.model.spec.source_ref
-            if reference is None or definition.key == ROOT_KEY:
-                return ROOT_SOURCE
-            namespace, name = reference.namespace, reference.name
-        key = NamespacedName(namespace or definition.key.namespace, name)
-        if self.sources.get(key) is None and name == unit_defs.FLUX_ROOT_SOURCE_NAME:
-            return ROOT_SOURCE
-        return key
-
-    async def _git_chart(self, release: HelmRelease) -> ChartArtifact:
-        """A HelmRelease's chart folder in the checkout of its GitRepository."""
-        chart = release.chart_spec
-        assert chart is not None
-        definition = self.units[UnitKey(HELMRELEASE, *_parts(release.key))].definition
-        source_key = self.source_of(definition)
-        tracked = self.sources.get(source_key) if source_key else None
-        if source_key is None or tracked is None:
-            raise ChartSourceError(f"source GitRepository '{source_key}' not found")
-        if tracked.revision is None:
-            raise ChartSourceError(f"source {tracked.url} has no revision yet: {tracked.error}")
-        try:
-            checkout = await self.sources.checkout(source_key, tracked.revision)
-        except kustomize.RenderError as error:
-            raise ChartSourceError(str(error)) from error
-        build = tracked.revision.commit[:12] if chart.reconcile_strategy == "Revision" else None
-        label = f"GitRepository/{source_key}"
-        return await anyio.to_thread.run_sync(
-            lambda: charts.chart_from_directory(checkout, chart.chart, label, build=build)
+            name, namespace = "fleet", self.settings.namespace
+            manifest = {
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "url": tracked.url,
+                    "interval": f"{int(self.settings.interval.total_seconds())}s",
+                    "ref": self.settings.ref.model_dump(exclude_none=True),
+                },
+            }
+        manifest["metadata"] = {
+            **dict(manifest.get("metadata") or {}),
+            "name": name,
+            "namespace": namespace,
+        }
+        fetched = (
+            datetime.datetime.fromtimestamp(tracked.revision_at, datetime.UTC)
+            if tracked.revision_at is not None
+            else None
         )
+        path = f"gitrepository/{namespace}/{name}"
+
+        def status_of(generation: int) -> dict[str, Any]:
+            found = fluxstatus.gitrepository_status(
+                tracked.revision, tracked.error, fetched, generation=generation, path=path
+            )
+            return found.to_status()
+
+        self.mirror.mark(
+            UnitKey("GitRepository", namespace, name), self._labelled(manifest), status_of
+        )
+
+    def _on_source_fetched(self, key: NamespacedName) -> None:
+        """A source moved (or failed to fetch): its units reconcile."""
+        for state in list(self.units.values()):
+            if self.source_of(state.definition) == key:
+                self.queue.add(state.key)
 
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
             try:
                 await self._reconcile(key)
-            except Exception:
+            except Exception:  # writing the outcome failed: reconciles themselves never raise
                 log.exception("reconcile crashed", extra={"unit": key})
-                self.queue.add_after(key, 10)
+                state = self.units.get(key)
+                failures = state.failures if state is not None else 1
+                retry = state.definition.retry_interval.total_seconds() if state else 10.0
+                self.queue.add_after(key, boundary.retry_delay(retry, failures))
             finally:
                 self.queue.done(key)
 
@@ -343,23 +286,6 @@ class Agent:
         if self._index is None or self._index[0] != self._units_version:
             self._index = (self._units_version, UnitIndex.of(self.units))
         return self._index[1]
-
-    def _upcoming(self, definition: UnitDefinition) -> list[UnitDefinition]:
-        """Kustomizations queued next that read the same source as ``definition``."""
-        source = self.source_of(definition)
-        found = []
-        for key in self.queue.upcoming(4 * RENDER_AHEAD):
-            state = self.units.get(key)
-            if (
-                state is not None
-                and key.kind == KUSTOMIZATION
-                and not state.suspended
-                and self.source_of(state.definition) == source
-            ):
-                found.append(state.definition)
-                if len(found) == RENDER_AHEAD:
-                    break
-        return found
 
     def _units_changed(self) -> None:
         self._units_version += 1
@@ -376,132 +302,64 @@ class Agent:
     async def _reconcile_locked(self, state: UnitState) -> None:
         forced, state.force_next = state.force_next, False
         if state.requested:
-            state.handled_request, state.requested = state.requested, None
+            state.status = unit_status.handled(state.status, state.requested)
+            state.requested = None
         if state.suspended:
             await self._save(state)
             return
-        if state.definition.kind == HELMRELEASE:
-            await self._reconcile_release(state, forced)
-        else:
-            await self._reconcile_kustomization(state, forced)
+        kind = self.kind_of(state)
+        outcome = await boundary.guarded(
+            lambda: kind.reconcile(state, forced=forced, gate=self._dependency_gate),
+            revision=state.status.last_attempted_revision or "",
+            unit=state.key,
+        )
+        if outcome is not None:
+            await self._finish(state, outcome)
 
-    async def _blocked(self, state: UnitState, revision: str) -> bool:
-        """dependsOn: a broken graph stalls the unit, an unready dependency holds it back
-        (with a recheck); True when the unit must not run now."""
+    async def _dependency_gate(self, state: UnitState, revision: str) -> Outcome | bool:
+        """dependsOn: a broken graph stalls the unit (its outcome), an unready dependency
+        holds it back (status written, recheck queued: True); False when it may run."""
         key, definition = state.key, state.definition
         problem = self.index.problems.message(key)
         if problem:
-            outcome = Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
-            await self._finish(state, outcome, marker=self._stall_marker(state, revision))
-            return True
+            return Outcome(False, "DependencyInvalid", problem, revision, stalled=True)
         blocking = [d for d in definition.depends_on if not self.units[d].ready_at_its_revision]
         if blocking:
             names = ", ".join(f"'{d}'" for d in blocking)
             message = f"dependency {names} is not ready"
-            state.conditions = unit_api.set_condition(
-                state.conditions, "Ready", False, "DependencyNotReady", message
-            )
+            state.status = unit_status.waiting(state.status, "DependencyNotReady", message)
             await self._save(state)
             self.queue.add_after(key, self.settings.dependency_requeue.total_seconds())
             return True
         return False
 
-    def _stall_marker(self, state: UnitState, revision: str) -> str:
-        return f"{revision}|{state.definition.digest}"
-
-    async def _reconcile_release(self, state: UnitState, forced: bool) -> None:
-        # A HelmRelease is never skipped as stalled here: its pipeline compares the
-        # desired state (which a new chart version or a values ConfigMap can change
-        # without any commit) with the one its failures were counted against.
-        if await self._blocked(state, state.attempted_revision or ""):
-            return
-        outcome = await releases.reconcile_release(
-            self.release_context, state.definition, state.release, forced=forced
-        )
-        await self._finish(state, outcome)
-
-    async def _reconcile_kustomization(self, state: UnitState, forced: bool) -> None:
-        definition = state.definition
-        source_key = self.source_of(definition)
-        assert source_key is not None
-        tracked = self.sources.get(source_key)
-        if tracked is None:
-            message = f"source GitRepository '{source_key}' not found"
-            await self._finish(state, self._failure(state, "ArtifactFailed", message))
-            return
-        revision = tracked.revision
-        if revision is None:
-            # A first fetch still running is progress, not a failure an operator must read.
-            reason = "ArtifactFailed" if tracked.error else PROGRESSING
-            message = f"source {tracked.url} has no revision yet: {tracked.error or 'fetching'}"
-            await self._finish(state, self._failure(state, reason, message))
-            return
-        marker = self._stall_marker(state, revision.display)
-        if state.stalled_on == marker and not forced:
-            return
-        if await self._blocked(state, revision.display):
-            return
-
-        try:
-            checkout = await self.sources.checkout(source_key, revision)
-        except kustomize.RenderError as error:
-            # A tree with a symlink leaving it fails every unit of it; retrying won't help.
-            outcome = Outcome(False, "ArtifactFailed", str(error), revision.display, stalled=True)
-            await self._finish(state, outcome, marker=marker)
-            return
-        outcome = await reconcile_unit(
-            self.context, definition, checkout, revision.display, state.inventory
-        )
-        await self._finish(state, outcome, marker=marker)
-
-    def _failure(
-        self, state: UnitState, reason: str, message: str, *, stalled: bool = False
-    ) -> Outcome:
-        return Outcome(False, reason, message, state.attempted_revision or "", stalled=stalled)
-
-    async def _finish(
-        self,
-        state: UnitState,
-        outcome: Outcome,
-        *,
-        marker: str | None = None,
-    ) -> None:
-        """Fold an outcome into the unit's state, write status once, requeue."""
+    async def _finish(self, state: UnitState, outcome: Outcome) -> None:
+        """Fold an outcome into the unit's status, write it once, record what changed as
+        Events, requeue."""
         key = state.key
         definition = state.definition
+        kind = self.kind_of(state)
         was_ready = state.ready
-        before = unit_api.ready_condition({"conditions": state.conditions}) or {}
-        repeated = (before.get("reason"), before.get("message")) == (
+        before = state.status.condition(unit_status.READY)
+        repeated = before is not None and (before.reason, before.message) == (
             outcome.reason,
             outcome.message,
         )
-        if outcome.revision:
-            state.attempted_revision = outcome.revision
-        if outcome.applied_revision is not None:
-            state.applied_revision = outcome.applied_revision
-        elif outcome.applied:
-            state.applied_revision = outcome.revision
-        if outcome.inventory is not None:
-            state.inventory = outcome.inventory
-        state.warnings = outcome.warnings
-        state.conditions = unit_api.set_condition(
-            state.conditions, "Ready", outcome.ready, outcome.reason, outcome.message
-        )
-        state.conditions = unit_api.set_condition(
-            state.conditions,
-            "Stalled",
-            outcome.stalled,
-            outcome.reason if outcome.stalled else "ReconciliationSucceeded",
-            outcome.message if outcome.stalled else "",
-        )
-        state.stalled_on = marker if outcome.stalled else None
-        state.last_reconcile_at = report_schema.utc_now()
-        state.last_reconcile_seconds = outcome.duration
-
         if outcome.applied and outcome.split is not None:
             # Sources first: a child that reconciles at once must find its source.
             await self._sync_sources(outcome.split.sources, outcome.split.helm_repositories)
             await self._sync_children(state, outcome.split.units)
+        outcome = self._judge_awaited(state, outcome)
+        state.status = unit_status.fold(state.status, outcome)
+        state.folded_for = definition.digest
+        state.last_reconcile_at = report_schema.utc_now()
+        state.last_reconcile_seconds = outcome.duration
+        stalled_at = outcome.revision or state.status.last_attempted_revision or ""
+        state.stalled_on = (
+            stall_marker(state, stalled_at)
+            if outcome.stalled and not kind.recheck_stalled
+            else None
+        )
 
         series = self.metrics.unit(_labels(key))
         series.observe_reconcile(outcome.duration)
@@ -512,48 +370,128 @@ class Agent:
 
         extra = {"unit": key, "revision": outcome.revision}
         for type_, reason, message in outcome.events:
-            await self.store.record_event(definition.resource_name, type_, reason, message)
+            await self.record_event(state, type_, reason, message)
             if reason == "DriftCorrected":
-                self._count_drift(state)
+                count_drift(self.runtime, state)
         if outcome.ready:
             state.failures = 0
             if not was_ready or outcome.counts.get("applied") or outcome.counts.get("pruned"):
                 log.info("%s (%s)", outcome.message, _counts(outcome.counts), extra=extra)
-                await self.store.record_event(
-                    state.definition.resource_name, "Normal", outcome.reason, outcome.message
-                )
-            self.queue.add_after(key, definition.interval.total_seconds())
+                await self._record_result(state, "Normal", outcome.reason, outcome.message)
         else:
             state.failures += 1
             # A stalled HelmRelease is looked at every interval; say it once.
-            level = logging.INFO if outcome.reason == PROGRESSING else logging.WARNING
             log.log(
-                logging.DEBUG if repeated else level,
+                logging.DEBUG if repeated or outcome.progressing else logging.WARNING,
                 "%s: %s",
                 outcome.reason,
                 outcome.message,
                 extra=extra,
             )
-            if was_ready or state.failures == 1:
-                event_type = "Normal" if outcome.reason == PROGRESSING else "Warning"
-                await self.store.record_event(
-                    state.definition.resource_name, event_type, outcome.reason, outcome.message
-                )
-            if not outcome.stalled:
-                backoff = min(
-                    definition.retry_interval.total_seconds() * 2 ** (state.failures - 1),
-                    MAX_BACKOFF,
-                )
-                self.queue.add_after(key, backoff)
-            elif definition.kind == HELMRELEASE:
-                # A new chart version or values may lift the stall: look on the interval.
-                self.queue.add_after(key, definition.interval.total_seconds())
+            if outcome.progressing or outcome.pending:
+                await self._record_result(state, "Normal", "Progressing", outcome.message)
+            else:
+                await self._record_result(state, "Warning", outcome.reason, outcome.message)
+        delay = boundary.next_run(
+            outcome,
+            failures=state.failures,
+            interval=definition.interval.total_seconds(),
+            retry_interval=definition.retry_interval.total_seconds(),
+            recheck_stalled=kind.recheck_stalled,
+        )
+        if outcome.pending:
+            delay = self.settings.dependency_requeue.total_seconds()
+        if delay != math.inf:
+            self.queue.add_after(key, delay)
         await self._save(state)
         if state.ready_at_its_revision:
             for dependent in self.index.dependents.get(key, ()):
                 other = self.units.get(dependent)
                 if other is not None and not other.ready_at_its_revision:
                     self.queue.add(dependent)
+        if state.health != "pending":
+            self._wake_awaiting(key)
+
+    def _judge_awaited(self, state: UnitState, outcome: Outcome) -> Outcome:
+        """A healthy apply is Ready only once the Flux objects its ``wait`` or
+        ``healthChecks`` name are: until then it is pending (Ready=Unknown), a failed one
+        fails it, and so does waiting longer than the unit's timeout."""
+        self._awaiting.discard(state.key)
+        if not outcome.ready or not outcome.awaiting:
+            state.awaiting_since = None
+            return outcome
+        failed, pending = [], []
+        for key in outcome.awaiting:
+            other = self.units.get(key)
+            if other is None:
+                pending.append(f"{key.describe()}: not found")
+                continue
+            verdict = other.health
+            ready = other.status.condition(unit_status.READY)
+            why = ready.message if ready else "not reconciled yet"
+            if verdict == "failed":
+                failed.append(f"{key.describe()}: {why}")
+            elif verdict == "pending":
+                pending.append(f"{key.describe()}: {why}")
+        # Failed or pending, it is judged again when one of them changes.
+        self._awaiting.add(state.key)
+        if failed:
+            state.awaiting_since = None
+            message = f"health check failed: {listed(failed)}"
+            return dataclasses.replace(
+                outcome, ready=False, reason="HealthCheckFailed", message=message
+            )
+        if not pending:
+            self._awaiting.discard(state.key)
+            state.awaiting_since = None
+            return outcome
+        now = time.monotonic()
+        if state.awaiting_since is None or state.awaiting_since[0] != outcome.revision:
+            state.awaiting_since = (outcome.revision, now)
+        timeout = state.definition.kustomization.spec.effective_timeout.total_seconds()
+        if now - state.awaiting_since[1] > timeout:
+            state.awaiting_since = None
+            message = f"timeout waiting for: {listed(pending)} after {timeout:.0f}s"
+            return dataclasses.replace(
+                outcome, ready=False, reason="HealthCheckFailed", message=message
+            )
+        message = f"waiting for: {listed(pending)}"
+        return dataclasses.replace(
+            outcome, ready=False, reason=unit_status.PROGRESSING, message=message, pending=True
+        )
+
+    def _wake_awaiting(self, key: UnitKey) -> None:
+        """A unit's health is known: the units waiting on it judge again."""
+        for waiting in list(self._awaiting):
+            other = self.units.get(waiting)
+            if other is None:
+                self._awaiting.discard(waiting)
+            elif key in self._awaited_by(other):
+                self.queue.add(waiting)
+
+    def _awaited_by(self, state: UnitState) -> set[UnitKey]:
+        definition = state.definition
+        if definition.kind != unit_defs.KUSTOMIZATION:
+            return set()
+        children = set(self.index.children.get(state.key, ()))
+        spec = definition.kustomization.spec
+        if spec.wait:
+            return children
+        return {
+            UnitKey(check.kind, check.namespace or state.key.namespace, check.name)
+            for check in spec.health_checks
+        }
+
+    async def _record_result(self, state: UnitState, type_: str, reason: str, message: str) -> None:
+        """An Event for a reconcile's result, when it says something new (agent/events.py)."""
+        name = state.definition.resource_name
+        if self.event_filter.admit(name, type_, reason, message):
+            await self.record_event(state, type_, reason, message)
+
+    async def record_event(self, state: UnitState, type_: str, reason: str, message: str) -> None:
+        """An Event about a unit: on its Unit object and on its Flux object."""
+        await self.store.record_event(state.definition.resource_name, type_, reason, message)
+        await self.mirror.record_event(state.key, type_, reason, message)
 
     async def _sync_children(self, parent: UnitState, children: list[UnitDefinition]) -> None:
         unit_defs.check_unique_children(children)
@@ -562,7 +500,7 @@ class Agent:
         current = {c.key for c in children}
         orphans = [s for s in self._children_of(parent) if s.key not in current]
         for orphan in orphans:
-            if parent.definition.kustomization.spec.prune:
+            if self.kind_of(parent).prunes_children(parent.definition):
                 await self._remove_unit(orphan)
             else:
                 self._stop_managing(orphan)
@@ -572,7 +510,8 @@ class Agent:
         for child in self._children_of(state):
             self._stop_managing(child)
         self.units.pop(state.key, None)
-        self.context.renders.pop(state.key, None)
+        self.kind_of(state).forget(state)
+        self.event_filter.forget(state.definition.resource_name)
         self.metrics.forget_unit(_labels(state.key))
         self._units_changed()
 
@@ -585,54 +524,26 @@ class Agent:
         return self.units.get(key) if key is not None else None
 
     async def _remove_unit(self, state: UnitState) -> None:
-        """A unit left Git: delete what it owns (per its prune and deletionPolicy, or by
-        uninstalling its release), then it. The units it defined go first, as Flux's
-        garbage collection of their Kustomization objects would take them."""
+        """A unit left Git: delete what it owns (per its kind and spec), then it. The units
+        it defined go first, as Flux's garbage collection of their objects would take
+        them."""
         async with state.lock:  # waits for a reconcile of it in flight, then none starts
             if self.units.get(state.key) is not state:
                 return
+            kind = self.kind_of(state)
             for child in self._children_of(state):
-                prune = state.definition.kind == HELMRELEASE or (
-                    state.definition.kustomization.spec.prune
-                )
-                if prune:
+                if kind.prunes_children(state.definition):
                     await self._remove_unit(child)
                 else:
                     self._stop_managing(child)
-            await self._remove_own_objects(state)
-
-    async def _remove_own_objects(self, state: UnitState) -> None:
-        if state.definition.kind == HELMRELEASE:
-            problem = await releases.uninstall_release(
-                self.release_context, state.definition, state.release
-            )
-            if problem:
-                log.warning("uninstalling %s failed: %s", state.key, problem)
+            await kind.remove(state)
             await self._forget_unit(state)
-            return
-        spec = state.definition.kustomization.spec
-        policy = spec.deletion_policy
-        delete_objects = policy == "Delete" or (
-            policy in ("MirrorPrune", "WaitForTermination") and spec.prune
-        )
-        if delete_objects and state.inventory:
-            report = await self.applier.prune(
-                self.client,
-                list(reversed(state.inventory)),
-                unit_labels=unit_labels(state.definition),
-            )
-            if report.failures:
-                log.warning(
-                    "removing unit %s left objects behind: %s",
-                    state.key,
-                    report.failures,
-                    extra={"unit": state.key},
-                )
-        await self._forget_unit(state)
 
     async def _forget_unit(self, state: UnitState) -> None:
         del self.units[state.key]
-        self.context.renders.pop(state.key, None)
+        self.mirror.forget(state.key)
+        self.kind_of(state).forget(state)
+        self.event_filter.forget(state.definition.resource_name)
         self.metrics.forget_unit(_labels(state.key))
         self._units_changed()
         try:
@@ -649,37 +560,12 @@ class Agent:
             except Exception as error:  # reported on the units that reference it
                 log.warning("cannot follow GitRepository %s: %s", repository.key, error)
                 continue
-            self._start_polling(repository.key)
+            self.poller.poll(repository.key)
         for helm_repository in helm_repositories:
             try:
                 await self.charts.define(helm_repository)
             except ChartSourceError as error:  # reported on the releases that use it
                 log.warning("cannot follow HelmRepository %s: %s", helm_repository.key, error)
-
-    def _status(self, state: UnitState) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "conditions": state.conditions,
-            "lastAppliedRevision": state.applied_revision,
-            "lastAttemptedRevision": state.attempted_revision,
-            "inventory": inventory_to_status(state.inventory),
-            "inventorySize": len(state.inventory),
-            "driftCount": state.drift_count,
-            "lastDriftAt": state.last_drift,
-            "warnings": state.warnings,
-            "lastHandledReconcileAt": state.handled_request,
-        }
-        if state.definition.kind == HELMRELEASE:
-            status["release"] = state.release.to_status(state.definition.release)
-        if state.key == ROOT_KEY:
-            tracked = self.sources.get(ROOT_SOURCE)
-            if tracked is not None:
-                status["source"] = {
-                    "url": tracked.url,
-                    "revision": tracked.revision.display if tracked.revision else None,
-                    "ready": tracked.error is None,
-                    "message": tracked.error or "fetched",
-                }
-        return {k: v for k, v in status.items() if v is not None}
 
     def _spec(self, state: UnitState) -> dict[str, Any]:
         definition = state.definition
@@ -693,134 +579,72 @@ class Agent:
             "suspend": state.suspended,
             "dependsOn": [str(d) for d in definition.depends_on],
         }
-        if isinstance(definition.model, HelmRelease):
-            return common | _release_spec(definition.model, self.source_of(definition))
-        spec = definition.model.spec
-        return common | {
-            "path": spec.path,
-            "source": str(self.source_of(definition)),
-            "prune": spec.prune,
-            "wait": spec.wait,
-        }
+        return common | self.kind_of(state).spec_summary(definition)
 
     async def _save(self, state: UnitState) -> None:
+        """The status writer: the unit's typed status and its kind's part, written once
+        (and not at all when nothing changed)."""
         labels = {
             UNIT_MANAGED_LABEL: "fleet-agent",
             unit_api.UNIT_NAMESPACE_LABEL: state.key.namespace,
             unit_api.UNIT_NAME_LABEL: state.key.name,
         }
-        if state.key.kind != KUSTOMIZATION:
+        if state.key.kind != unit_defs.KUSTOMIZATION:
             labels[unit_api.UNIT_KIND_LABEL] = state.key.kind
         self.metrics.unit(_labels(state.key)).suspended = 1 if state.suspended else 0
+        status = state.status.to_status() | self.kind_of(state).extra_status(state)
         # One write at a time per unit: a drift correction and a reconcile finishing
         # together must not land in the wrong order and leave the older status behind.
         async with state.save_lock:
             try:
                 await self.store.save(
-                    state.definition.resource_name, self._spec(state), labels, self._status(state)
+                    state.definition.resource_name, self._spec(state), labels, status
                 )
             except KubeError as error:
                 log.warning("could not write status: %s", error, extra={"unit": state.key})
+        kind = self.kind_of(state)
+        self.mirror.mark(
+            state.key,
+            self._flux_manifest(state),
+            lambda generation: kind.flux_status(state, generation),
+        )
+
+    def _flux_manifest(self, state: UnitState) -> dict[str, Any]:
+        """The unit's Flux object as Git defines it; the root unit's is the agent's own
+        Kustomization ``<agent namespace>/root`` over the cluster path."""
+        definition = state.definition
+        if definition.manifest is None:
+            spec = definition.kustomization.spec
+            return self._labelled(
+                {
+                    "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                    "kind": "Kustomization",
+                    "metadata": {"name": unit_api.ROOT_UNIT, "namespace": self.settings.namespace},
+                    "spec": {
+                        "interval": f"{int(spec.interval.total_seconds())}s",
+                        "path": spec.path,
+                        "prune": True,
+                        "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                    },
+                }
+            )
+        manifest = {k: v for k, v in definition.manifest.items() if k != "status"}
+        metadata = dict(manifest.get("metadata") or {})
+        metadata["namespace"] = state.key.namespace
+        manifest["metadata"] = metadata
+        return self._labelled(manifest)
+
+    def _labelled(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The agent's label on a Flux object it writes: its watch selects by it."""
+        metadata = dict(manifest["metadata"])
+        metadata["labels"] = {
+            **(metadata.get("labels") or {}),
+            unit_api.AGENT_LABEL: self.settings.namespace,
+        }
+        return {**manifest, "metadata": metadata}
 
     async def _on_live_change(self, event: str, key: ObjectKey, live: Object) -> None:
-        """A watched object changed: if someone else changed what we applied, revert it."""
-        labels = (live.get("metadata") or {}).get("labels") or {}
-        owner = UnitKey(
-            labels.get(unit_api.UNIT_KIND_LABEL, KUSTOMIZATION),
-            labels.get(unit_api.UNIT_NAMESPACE_LABEL, ""),
-            labels.get(unit_api.UNIT_NAME_LABEL, ""),
-        )
-        state = self.units.get(owner)
-        if state is None or state.suspended:
-            return
-        if owner.kind == HELMRELEASE:
-            if key in state.release.objects:
-                assert self._tasks is not None
-                self._tasks.start_soon(self._check_release_object, state, key)
-            return
-        if key in self.applier.in_flight:
-            return
-        remembered = self.applier.state.get(key)
-        if remembered is None:
-            return  # not (or no longer) applied by this agent: being pruned, or not yet applied
-        if event != "DELETED" and remembered.matches(live):
-            return
-        desired = remembered.desired
-        seen = time.monotonic()
-        changes = (
-            ["object deleted"]
-            if event == "DELETED"
-            else [str(c) for c in drift.changed_fields(live, desired)][:5]
-        )
-        who = _last_writer(live) if event != "DELETED" else None
-        assert self._tasks is not None
-        self._tasks.start_soon(self._heal, state, key, changes, who, seen)
-
-    async def _heal(
-        self,
-        state: UnitState,
-        key: ObjectKey,
-        changes: list[str],
-        who: str | None,
-        seen: float,
-    ) -> None:
-        # Take what is remembered now, not at the event: a reconcile may have applied a
-        # newer revision of the object since, and that one must win.
-        remembered = self.applier.state.get(key)
-        if remembered is None or key in self.applier.in_flight:
-            return
-        desired = remembered.desired
-        client = self.client
-        spec = state.definition.kustomization.spec
-        if spec.service_account_name:
-            client = client.as_service_account(state.key.namespace, spec.service_account_name)
-        report = ApplyReport()
-        try:
-            await self.applier.apply_one(
-                client, desired, force=spec.force, report=report, ignore=remembered.ignore
-            )
-        except KubeError as error:
-            log.warning("could not revert drift of %s: %s", key, error, extra={"unit": state.key})
-            return
-        if not report.applied:
-            return
-        self.metrics.heal_duration.observe(time.monotonic() - seen)
-        self._count_drift(state)
-        by = f" by {who}" if who else ""
-        message = f"{key} changed{by}; reverted: {'; '.join(changes) or 'fields changed'}"
-        log.info("drift corrected: %s", message, extra={"unit": state.key, "object": key})
-        await self.store.record_event(
-            state.definition.resource_name, "Normal", "DriftCorrected", message
-        )
-        await self._save(state)
-
-    def _count_drift(self, state: UnitState) -> None:
-        self.metrics.unit(_labels(state.key)).drift_corrections += 1
-        state.drift_count += 1
-        state.last_drift = unit_api.now()
-
-    async def _check_release_object(self, state: UnitState, key: ObjectKey) -> None:
-        """A watched object of a release changed: correct or report it per driftDetection."""
-        if state.release.busy:
-            return  # helm is acting on the release: these are its own writes
-        seen = time.monotonic()
-        events: list[tuple[str, str, str]] = []
-        drift_before = dict(state.release.drift)
-        try:
-            findings = await releases.check_drift(
-                self.release_context, state.definition, state.release, only=key, events=events
-            )
-        except KubeError as error:
-            log.warning("drift check of %s failed: %s", key, error, extra={"unit": state.key})
-            return
-        for type_, reason, message in events:
-            log.info("%s: %s", reason, message, extra={"unit": state.key, "object": key})
-            await self.store.record_event(state.definition.resource_name, type_, reason, message)
-        if any(f.corrected for f in findings):
-            self.metrics.heal_duration.observe(time.monotonic() - seen)
-            self._count_drift(state)
-        if findings or drift_before != state.release.drift:
-            await self._save(state)
+        await self.healer.on_change(event, key, live)
 
     async def _on_unit_change(self, event: str, key: ObjectKey, unit: Object) -> None:
         """A person asked something of a unit through its annotations."""
@@ -836,16 +660,44 @@ class Agent:
             state.suspended_by_request = suspended
             log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
             self.queue.add(unit_key)
-        requested = annotations.get(unit_api.REQUESTED_AT_ANNOTATION)
+        self._on_request(
+            state,
+            annotations.get(unit_api.REQUESTED_AT_ANNOTATION),
+            with_source=annotations.get(unit_api.WITH_SOURCE_ANNOTATION) == "true",
+        )
+
+    async def _on_flux_change(self, event: str, key: ObjectKey, found: Object) -> None:
+        """``flux suspend`` / ``flux resume`` / ``flux reconcile`` on a unit's Flux object."""
+        if event == "DELETED":
+            return
+        metadata = found["metadata"]
+        unit_key = UnitKey(str(found.get("kind")), metadata.get("namespace", ""), metadata["name"])
+        if unit_key == UnitKey("Kustomization", self.settings.namespace, unit_api.ROOT_UNIT):
+            unit_key = unit_defs.ROOT_KEY
+        state = self.units.get(unit_key)
+        if state is None:
+            return
+        self.mirror.saw(unit_key, int(metadata.get("generation") or 0))
+        suspended = (found.get("spec") or {}).get("suspend") is True
+        if suspended != state.suspended_in_cluster:
+            state.suspended_in_cluster = suspended
+            log.info("unit %s", "suspended" if suspended else "resumed", extra={"unit": unit_key})
+            self.queue.add(unit_key)
+        annotations = metadata.get("annotations") or {}
+        self._on_request(state, annotations.get(FLUX_REQUESTED_AT), with_source=False)
+
+    def _on_request(self, state: UnitState, requested: str | None, *, with_source: bool) -> None:
+        """A reconcile asked for with a new requestedAt value: answered once, in
+        ``lastHandledReconcileAt``."""
+        unit_key = state.key
         if requested and requested not in (
-            state.handled_request,
+            state.status.last_handled_reconcile_at,
             state.requested,
             state.fetching_for,
         ):
-            if annotations.get(unit_api.WITH_SOURCE_ANNOTATION) == "true":
+            if with_source:
                 state.fetching_for = requested
-                assert self._tasks is not None
-                self._tasks.start_soon(self._fetch_then_reconcile, state, requested)
+                self._task_group().start_soon(self._fetch_then_reconcile, state, requested)
             else:
                 state.requested = requested
                 state.force_next = True
@@ -856,40 +708,16 @@ class Agent:
         sees a commit pushed just before the request, as Flux's ``--with-source`` does."""
         source_key = self.source_of(state.definition)
         if source_key is not None and self.sources.get(source_key) is not None:
-            await self._fetch(source_key)
+            await self.poller.fetch(source_key)
         state.fetching_for = None
         state.requested = requested
         state.force_next = True
         self.queue.add(state.key)
 
 
-def _parts(key: NamespacedName) -> tuple[str, str]:
-    return key.namespace, key.name
-
-
 def _labels(key: UnitKey) -> tuple[str, str, str]:
     """Metric labels: kind, namespace, name (Flux's gotk_* label set)."""
     return key.kind, key.namespace, key.name
-
-
-def _release_spec(release: HelmRelease, source: NamespacedName | None) -> dict[str, Any]:
-    """What ``fleet get units`` and ``kubectl get units`` show of a HelmRelease."""
-    chart = release.chart_spec
-    spec = release.spec
-    reference = chart.source_ref if chart else spec.chart_ref
-    origin = source or (
-        NamespacedName(reference.namespace or release.metadata.namespace, reference.name)
-        if reference
-        else None
-    )
-    return {
-        "chart": chart.chart if chart else None,
-        "version": chart.version if chart else None,
-        "source": f"{reference.kind}/{origin}" if reference and origin else None,
-        "releaseName": release.release_name,
-        "targetNamespace": release.release_namespace,
-        "driftDetection": spec.drift_detection.mode,
-    }
 
 
 def _unit_metadata(unit: Object) -> Object:
@@ -901,16 +729,3 @@ def _unit_metadata(unit: Object) -> Object:
 
 def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no changes"
-
-
-def _last_writer(live: Object) -> str | None:
-    """The field manager that wrote the object last, other than the agent."""
-    entries = [
-        m
-        for m in (live.get("metadata") or {}).get("managedFields") or []
-        if m.get("manager") != unit_api.FIELD_MANAGER
-    ]
-    if not entries:
-        return None
-    latest = max(entries, key=lambda m: m.get("time") or "")
-    return f"{latest.get('manager')} ({latest.get('operation', '').lower()})"

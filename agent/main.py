@@ -13,17 +13,31 @@ from agent.loop import Agent
 from agent.reporters import GitStatusReporter, HubReporter
 from agent.reporting import Reporting
 from agent.settings import AgentSettings
+from fleet import tools
 from fleet.kube import KubeClient
 
 log = logging.getLogger(__name__)
 
 
 async def run(settings: AgentSettings) -> None:
-    """Run the agent until SIGINT/SIGTERM; then stop cleanly."""
+    """Run the agent until SIGINT/SIGTERM; then stop cleanly. Raises ToolNotFound before
+    connecting when kustomize or helm is missing."""
+    settings = settings.model_copy(
+        update={
+            "kustomize_binary": tools.find(tools.KUSTOMIZE, settings.kustomize_binary),
+            "helm_binary": tools.find(tools.HELM, settings.helm_binary),
+        }
+    )
     client = await KubeClient.from_kubeconfig(
         settings.kubeconfig, settings.context, max_concurrency=settings.apply_concurrency
     )
     agent = Agent(settings, client)
+    try:
+        await agent.preflight()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+        raise
     agent.metrics.count_requests_of(client)
     http: HealthServer | None = None
     if settings.metrics_address:

@@ -23,11 +23,18 @@ import anyio
 from agent.applier import Applier
 from agent.livecache import LiveCache
 from agent.renderer import Renderer
-from agent.units import KUSTOMIZATION, SplitRender, UnitDefinition, UnitKey, split_render
+from agent.units import (
+    HELMRELEASE,
+    KUSTOMIZATION,
+    SplitRender,
+    UnitDefinition,
+    UnitKey,
+    split_render,
+)
 from fleet.api import unit as unit_api
 from fleet.core import drift, health, inventory, selector
 from fleet.core.inventory import InventoryEntry
-from fleet.core.manifests import ObjectKey, api_group
+from fleet.core.manifests import ObjectKey, api_group, is_helmrelease, is_kustomization
 from fleet.core.selector import SelectorError
 from fleet.kube import KubeClient, KubeError, NotFound
 from fleet.models import ManifestError
@@ -62,6 +69,16 @@ class Outcome:
     failed upgrade); lastAppliedRevision moves to it."""
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     """Further Kubernetes Events to record (type, reason, message): remediations, drift."""
+    progressing: bool = False
+    """Not a failure but a wait that ends by itself (the source is being fetched): its
+    Event is ``Normal``/``Progressing``, never a Warning."""
+    pending: bool = False
+    """Applied, and waiting for what its health depends on: Ready is Unknown
+    (``Progressing``), as Flux's during health checks, and the revision is not applied
+    yet for a dependent."""
+    awaiting: list[UnitKey] = dataclasses.field(default_factory=list)
+    """Flux objects the agent reconciles itself (Kustomizations, HelmReleases) that
+    ``wait`` or ``healthChecks`` name: the unit is Ready only once they are."""
 
 
 MadeFrom = tuple[str, str, str]
@@ -123,7 +140,8 @@ def _label(obj: Object, labels: Mapping[str, str]) -> Object:
     return {**obj, "metadata": metadata}
 
 
-def _listed(problems: Sequence[str]) -> str:
+def listed(problems: Sequence[str]) -> str:
+    """The first few problems, and how many more there are."""
     shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
     more = len(problems) - MAX_LISTED_PROBLEMS
     return shown + (f"; and {more} more" if more > 0 else "")
@@ -272,14 +290,14 @@ async def _reconcile(
     objects = [_label(obj, labels) for obj in split.objects]
     problems = await _default_namespaces(ctx, objects, _crds_in(objects))
     if problems:
-        return Outcome(False, "ReconciliationFailed", _listed(problems), revision, split=split)
+        return Outcome(False, "ReconciliationFailed", listed(problems), revision, split=split)
     # Watching first lets the cache tell unchanged objects apart without requests.
     for api_version, kind in {(o["apiVersion"], o["kind"]) for o in objects}:
         await ctx.cache.ensure_watch(api_version, kind)
     conflicts = _owned_elsewhere(ctx.cache, objects, unit, ctx.agent)
     if conflicts:
         return Outcome(
-            False, "ReconciliationFailed", _listed(conflicts), revision, split=split, stalled=True
+            False, "ReconciliationFailed", listed(conflicts), revision, split=split, stalled=True
         )
 
     desired = {ObjectKey.from_manifest(o): o for o in objects}
@@ -298,7 +316,7 @@ async def _reconcile(
         return Outcome(
             False,
             "ReconciliationFailed",
-            _listed(failures),
+            listed(failures),
             revision,
             inventory=survivors,
             split=split,
@@ -334,7 +352,7 @@ async def _reconcile(
             return Outcome(
                 False,
                 "PruneFailed",
-                _listed(failures),
+                listed(failures),
                 revision,
                 inventory=_union(current, survivors),
                 split=split,
@@ -344,7 +362,7 @@ async def _reconcile(
         warnings.extend(f"kept {e.key}: {why}" for e, why in pruned.kept)
 
     unhealthy = await _wait_healthy(ctx, client, unit, objects)
-    return Outcome(
+    outcome = Outcome(
         ready=unhealthy is None,
         reason="HealthCheckFailed" if unhealthy else "ReconciliationSucceeded",
         message=unhealthy or f"Applied revision: {revision}",
@@ -355,6 +373,32 @@ async def _reconcile(
         warnings=warnings,
         counts=counts,
     )
+    outcome.awaiting = awaited_units(unit, split)
+    return outcome
+
+
+def awaited_units(unit: UnitDefinition, split: SplitRender) -> list[UnitKey]:
+    """The units whose Ready the unit's health waits for: with ``wait``, every unit it
+    defines; else those its ``healthChecks`` name (the kinds are the agent's own, so the
+    cluster holds no status for them to read)."""
+    spec = unit.kustomization.spec
+    if spec.wait:
+        return [child.key for child in split.units]
+    found = []
+    for check in spec.health_checks:
+        kind = _unit_kind(check.api_version, check.kind)
+        if kind is not None:
+            found.append(UnitKey(kind, check.namespace or unit.key.namespace, check.name))
+    return found
+
+
+def _unit_kind(api_version: str | None, kind: str) -> str | None:
+    manifest = {"apiVersion": api_version or "", "kind": kind}
+    if is_kustomization(manifest):
+        return KUSTOMIZATION
+    if is_helmrelease(manifest):
+        return HELMRELEASE
+    return None
 
 
 def _made_from(checkout: Path, unit: UnitDefinition, variables: Mapping[str, str]) -> MadeFrom:
@@ -443,6 +487,8 @@ def _health_targets(
         ]
     targets = []
     for check in spec.health_checks:
+        if _unit_kind(check.api_version, check.kind) is not None:
+            continue  # judged by the loop from the unit's own status (awaited_units)
         api_version = check.api_version or "v1"
         targets.append((api_version, check.kind, check.namespace or "", check.name))
     return targets
@@ -476,11 +522,11 @@ async def _wait_healthy(
                 elif not verdict.ready:
                     pending.append(f"{key}: {verdict.message}")
             if failed:
-                return f"health check failed: {_listed(failed)}"
+                return f"health check failed: {listed(failed)}"
             if not pending:
                 return None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return f"timeout waiting for: {_listed(pending)} after {timeout:.0f}s"
+                return f"timeout waiting for: {listed(pending)} after {timeout:.0f}s"
             with anyio.move_on_after(min(remaining, 2.0)):
                 await changed.wait()

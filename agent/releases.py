@@ -36,7 +36,7 @@ from agent.livecache import LiveCache
 from agent.reconciler import Outcome
 from agent.units import UnitDefinition
 from fleet.api import unit as unit_api
-from fleet.core import drift, inventory
+from fleet.core import drift, inventory, managedfields
 from fleet.core.inventory import InventoryEntry
 from fleet.core.manifests import ObjectKey
 from fleet.helm import commands, objects, release
@@ -722,12 +722,21 @@ async def check_drift(
             if not target.drifted(live):
                 memory.drift.pop(target.key, None)
                 continue
+            changed = target.changes(live) if live is not None else []
             changes = (
                 ["object deleted"]
                 if live is None
-                else [str(c) for c in target.changes(live)][:5] or ["fields changed"]
+                else [str(c) for c in changed][:5] or ["fields changed"]
             )
-            who = _last_writer(live) if live is not None else None
+            who = (
+                managedfields.who_changed(
+                    live,
+                    [c.path for c in changed],
+                    exclude=[HELM_FIELD_MANAGER, unit_api.FIELD_MANAGER],
+                )
+                if live is not None
+                else None
+            )
             corrected = False
             if mode == "enabled":
                 try:
@@ -789,20 +798,6 @@ async def _correct(
         content_type="application/json-patch+json",
         what=f"correct drift of {target.key}",
     )
-
-
-def _last_writer(live: Mapping[str, Any]) -> str | None:
-    """The field manager that wrote the object last, other than helm and the agent."""
-    entries = [
-        m
-        for m in (live.get("metadata") or {}).get("managedFields") or []
-        if m.get("manager") not in (HELM_FIELD_MANAGER, unit_api.FIELD_MANAGER)
-        and m.get("subresource") != "status"
-    ]
-    if not entries:
-        return None
-    latest = max(entries, key=lambda m: m.get("time") or "")
-    return f"{latest.get('manager')} ({latest.get('operation', '').lower()})"
 
 
 async def uninstall_release(

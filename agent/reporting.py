@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import anyio
 
 from agent.loop import Agent
+from agent.status import READY
 from agent.units import ROOT_SOURCE, UnitDefinition
 from fleet import __version__
 from fleet import report as report_schema
@@ -85,20 +86,21 @@ class Reporting:
         )
         units = []
         for state in agent.units.values():
-            ready = next((c for c in state.conditions if c.get("type") == "Ready"), {})
+            status = state.status
+            ready = status.condition(READY)
             units.append(
                 UnitReport(
                     kind=getattr(state.definition, "kind", "Kustomization"),
                     namespace=state.key.namespace,
                     name=state.key.name,
-                    ready=ready.get("status", "Unknown"),
-                    reason=ready.get("reason", ""),
-                    message=report_schema.clip_message(str(ready.get("message", ""))),
+                    ready=ready.status if ready else "Unknown",
+                    reason=ready.reason if ready else "",
+                    message=report_schema.clip_message(ready.message if ready else ""),
                     suspended=state.suspended,
-                    last_applied_revision=state.applied_revision,
-                    last_attempted_revision=state.attempted_revision,
-                    inventory_size=len(state.inventory),
-                    drift_count=state.drift_count,
+                    last_applied_revision=status.last_applied_revision,
+                    last_attempted_revision=status.last_attempted_revision,
+                    inventory_size=len(status.inventory),
+                    drift_count=status.drift_count,
                     depends_on=[f"{d.namespace}/{d.name}" for d in state.definition.depends_on],
                     source=_other_source(agent.source_of(state.definition), state.definition),
                     last_reconcile_at=state.last_reconcile_at,

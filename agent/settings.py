@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pydantic
 
+from fleet import tools
 from fleet.api import unit as unit_api
-from fleet.localkube import toolchain
 from fleet.source import GitAuth, GitRef
 
 
@@ -29,8 +29,12 @@ class AgentSettings(pydantic.BaseModel):
     kubeconfig: str | None = None
     """None: in-cluster service account, else ~/.kube/config rules."""
     context: str | None = None
-    work_dir: Path = pydantic.Field(default_factory=lambda: toolchain.cache_dir() / "agent")
+    work_dir: Path = pydantic.Field(default_factory=lambda: tools.cache_dir() / "agent")
     """Git mirrors and checkouts; disposable, rebuilt from the remote when lost."""
+    kustomize_binary: Path | None = None
+    """The ``kustomize`` to render with; None: the one found on PATH."""
+    helm_binary: Path | None = None
+    """The ``helm`` to run releases with; None: the one found on PATH."""
     workers: int = 8
     """Units reconciled at once; renders are additionally limited to ``render_workers``."""
     render_workers: int = 4

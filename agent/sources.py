@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -38,6 +39,10 @@ class TrackedSource:
     """Why the last fetch failed; None after a successful one."""
     fetched_at: float | None = None
     last_result: FetchResult | None = None
+    revision_at: float | None = None
+    """When the current revision was first fetched (a source's artifact time)."""
+    manifest: dict[str, Any] | None = None
+    """The GitRepository as its definition wrote it; None for the fleet repository."""
 
     @property
     def revision(self) -> Revision | None:
@@ -100,7 +105,9 @@ class Sources:
             data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
             auth = GitAuth.from_secret_data(data)
         ref = GitRef(**spec.effective_ref.model_dump(exclude_none=True))
-        return self.track(repository.key, spec.url, ref, auth, spec.interval.total_seconds())
+        tracked = self.track(repository.key, spec.url, ref, auth, spec.interval.total_seconds())
+        tracked.manifest = repository.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return tracked
 
     async def fetch(self, key: NamespacedName) -> FetchResult | None:
         """Fetch one source; None (with ``error`` set) when it failed."""
@@ -114,6 +121,8 @@ class Sources:
             return None
         tracked.error = None
         tracked.fetched_at = time.time()
+        if result.changed or tracked.revision_at is None:
+            tracked.revision_at = tracked.fetched_at
         tracked.last_result = result
         return result
 

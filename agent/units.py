@@ -87,6 +87,8 @@ class UnitDefinition:
     model: Kustomization | HelmRelease
     parent: UnitKey | None
     file: str
+    manifest: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
+    """The Flux object as rendered (None for the root unit, which no file defines)."""
 
     # Cached: the agent asks for these in every reconcile of every unit (the definition
     # is frozen, so they cannot go stale).
@@ -208,12 +210,12 @@ def split_render(
             )
             if child.key == parent.key.namespaced_name or _is_self_reference(parent, child):
                 continue
-            children.append(UnitDefinition(child, parent.key, where))
+            children.append(UnitDefinition(child, parent.key, where, obj))
         elif manifests.is_helmrelease(obj):
             release = HelmRelease.from_manifest(
                 obj, file=where, default_namespace=default_namespace
             )
-            releases.append(UnitDefinition(release, parent.key, where))
+            releases.append(UnitDefinition(release, parent.key, where, obj))
         elif manifests.is_gitrepository(obj):
             sources.append(
                 GitRepository.from_manifest(obj, file=where, default_namespace=default_namespace)

@@ -6,7 +6,7 @@ controller-runtime reads before trying in-cluster config. No leader election, no
 recorder address, every port on 127.0.0.1; started by ``fleet.localkube.process.
 ManagedProcess`` so they die with the benchmark. The CRDs come from the controllers' own
 module source (``crds.yaml`` beside each binary, written by ``python -m
-fleet.localkube.toolchain flux``).
+fleet.localkube.toolchain flux-controllers``).
 
 Flags, and why:
 

@@ -499,6 +499,7 @@ def write_results(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    toolchain.put_on_path()  # the agent finds kustomize on PATH, as in production
     parser = argparse.ArgumentParser(
         prog="python -m bench.mttp", description=__doc__.splitlines()[0]
     )

@@ -21,6 +21,10 @@ from tests.gitservers import GitDaemon, WorkingClone, git_daemon, served_repo
 from tests.pgserver import PostgresServer, postgres_server, postgres_unavailable_reason
 from tests.support import ALLOW_SKIPS_VARIABLE, require, skips_allowed
 
+# fleet finds kustomize and helm on PATH, as in production; the tests run the pinned
+# builds of the tool cache (and so does every agent process they start).
+toolchain.put_on_path()
+
 CLUSTER_NAMES = ("dev", "staging", "prod")
 RUN_ID = uuid.uuid4().hex[:6]
 

@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--known-hosts", type=Path, help="known_hosts holding the server's host key")
     run.add_argument("--workers", type=int, default=8, help="units reconciled at once (default: 8)")
     run.add_argument(
+        "--kustomize", type=Path, help="the kustomize binary (default: kustomize on PATH)"
+    )
+    run.add_argument("--helm", type=Path, help="the helm binary (default: helm on PATH)")
+    run.add_argument(
         "--metrics-address",
         default="127.0.0.1:9797",
         help="host:port for Prometheus /metrics; empty to disable (default: 127.0.0.1:9797)",
@@ -132,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         interval: datetime.timedelta = parse_duration(args.interval)
         heartbeat = max(1, round(parse_duration(args.heartbeat).total_seconds()))
         settings = AgentSettings(
+            kustomize_binary=args.kustomize,
+            helm_binary=args.helm,
             cluster=args.cluster,
             repo=args.repo,
             ref=parse_ref(args.ref),
@@ -162,5 +168,12 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, SourceConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    anyio.run(run, settings)
+    from agent.mirror import FluxControllersRunning
+    from fleet import tools
+
+    try:
+        anyio.run(run, settings)
+    except (tools.ToolNotFound, FluxControllersRunning) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0

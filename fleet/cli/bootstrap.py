@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from fleet import install
+from fleet import install, tools
 from fleet.api import unit as unit_api
 from fleet.cli import install as install_cli
 from fleet.cli import kubeargs
 from fleet.cli.kubeargs import CliError, progress
 from fleet.kube import KubeClient
-from fleet.localkube import toolchain
 from fleet.source import GitAuth
 from fleet.source.urls import GitURL, Transport, parse_git_url
 
@@ -201,7 +200,7 @@ def _keyscan(host: str, url: GitURL) -> str:
 
 def key_dir(args: argparse.Namespace) -> Path:
     """Where the generated deploy key of ``args.cluster`` is kept."""
-    root: Path = args.state_dir.expanduser() if args.state_dir else toolchain.cache_dir()
+    root: Path = args.state_dir.expanduser() if args.state_dir else tools.cache_dir()
     return root / "bootstrap" / str(args.cluster) / "deploy-key"
 
 
@@ -283,7 +282,7 @@ def _commit(
         f"on {args.branch}",
     )
     result = repository.commit_manifests(
-        url, args.branch, auth, options, cache_dir=toolchain.cache_dir() / "bootstrap" / "git"
+        url, args.branch, auth, options, cache_dir=tools.cache_dir() / "bootstrap" / "git"
     )
     if result.commit is None:
         raise RuntimeError("the branch has no commit")

@@ -220,6 +220,8 @@ def demo_fleet(
         toolchain.PROMETHEUS,
     ):
         toolchain.build(tool)
+    # The demo's agents find kustomize and helm on PATH, as production does.
+    toolchain.put_on_path()
 
     say(f"► starting clusters {', '.join(names)}")
     started = time.monotonic()

@@ -20,8 +20,8 @@ from typing import Any
 
 import anyio
 
+from fleet import tools
 from fleet.helm import commands, release
-from fleet.localkube import toolchain
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Helm:
     def __init__(self, home: Path, access: KubeAccess, *, binary: Path | None = None) -> None:
         self.home = home
         self.access = access
-        self.binary = binary or toolchain.binary("helm")
+        self.binary = tools.find(tools.HELM, binary)
         home.mkdir(parents=True, exist_ok=True)
         self._env = {
             **os.environ,

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from fleet.localkube import toolchain
+from fleet import tools
 
 
 def state_root() -> Path:
-    return toolchain.cache_dir() / "local-agents"
+    return tools.cache_dir() / "local-agents"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Build the Go tools fleet's tests and demo run, from source, cached by version.
 
-Kubernetes, etcd, kwok, kustomize, helm, the distribution registry, sops and age are built
-through the Go module proxy with the machine's own Go configuration. Each tool lands in
+Kubernetes, etcd, kwok, kustomize, helm, the ``flux`` CLI, Prometheus, the distribution
+registry, sops and age are built through the Go module proxy with the machine's own Go
+configuration. Each tool lands in
 ``<cache>/bin/<tool>-<version>/`` and is rebuilt only when a binary is missing, so a warm
 cache costs nothing.
 
 Flux's source-controller and kustomize-controller (``FLUX_TOOLS``) are built the same way
-for the benchmarks only: ``python -m fleet.localkube.toolchain flux`` (``make flux-bin``).
-They are not part of the default set.
+for the benchmarks only: ``python -m fleet.localkube.toolchain flux-controllers``
+(``make flux-bin``). They are not part of the default set; the ``flux`` CLI is.
 
 This module uses the standard library only: ``make`` runs it before anything else is
 installed (``python3 -m fleet.localkube.toolchain``).
@@ -30,6 +31,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from fleet import tools
+
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
@@ -50,14 +53,23 @@ FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.6"
 FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
 # Prometheus 3.x is published to the module proxy as v0.3xx (3.16.0 is v0.316.0).
 PROMETHEUS_VERSION = "v0.316.0"
+# The flux CLI is the compatibility oracle of the Flux objects the agent serves. v2.9.5's
+# go.mod says `go 1.26.0`.
+FLUX_CLI_VERSION = "v2.9.5"
 
 
 def cache_dir() -> Path:
     """Root of fleet's build cache: ``$FLEET_CACHE_DIR``, else ``$XDG_CACHE_HOME/fleet``."""
-    if explicit := os.environ.get("FLEET_CACHE_DIR"):
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "fleet"
+    return tools.cache_dir()
+
+
+def put_on_path(tools_: tuple[Tool, ...] | None = None) -> None:
+    """Prepend the built kustomize and helm (or ``tools_``) to this process's PATH, so
+    fleet and every process it starts find them as production finds them: on PATH."""
+    chosen = tools_ if tools_ is not None else (KUSTOMIZE, HELM)
+    folders = [str(t.directory) for t in chosen]
+    current = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join([*folders, *(p for p in current if p not in folders)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +112,8 @@ AGE = Tool("age", AGE_VERSION, ("age", "age-keygen"))
 TOOLS: dict[str, Tool] = {
     t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, PROMETHEUS, REGISTRY, SOPS, AGE)
 }
+FLUX_CLI = Tool("flux", FLUX_CLI_VERSION, ("flux",))
+TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, FLUX_CLI)}
 """The default set: what the tests and the demo need."""
 
 SOURCE_CONTROLLER = Tool(
@@ -118,7 +132,7 @@ FLUX_TOOLS: tuple[Tool, ...] = (SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER)
 """Flux's controllers, for the side-by-side benchmarks; ``crds.yaml`` holds their CRDs."""
 
 ALL_TOOLS: dict[str, Tool] = {**TOOLS, **{t.name: t for t in FLUX_TOOLS}}
-GROUPS: dict[str, tuple[Tool, ...]] = {"flux": FLUX_TOOLS}
+GROUPS: dict[str, tuple[Tool, ...]] = {"flux-controllers": FLUX_TOOLS}
 """Names that stand for several tools on the command line."""
 
 
@@ -427,6 +441,60 @@ def _write_flux_crds(module_dir: Path, out: Path) -> None:
     (out / "crds.yaml").write_text("---\n" + "\n---\n".join(documents) + "\n")
 
 
+_FLUX_CLI_MODULE = "github.com/fluxcd/flux2/v2"
+
+# `cmd/flux` embeds `manifests/*.yaml`, which flux2's release process generates from
+# controller manifests downloaded from GitHub releases; the published module has none.
+# They serve only `flux install` and `flux bootstrap`, which fleet does not support (the
+# agent replaces Flux's controllers), so the build embeds this one note instead.
+_FLUX_CLI_EMBEDDED_NOTE = """\
+# Built by fleet (fleet/localkube/toolchain.py) without Flux's controller manifests:
+# `flux install` and `flux bootstrap` are not supported by this binary.
+"""
+
+
+def flux_cli_ldflags(version: str) -> str:
+    """Linker flags of a flux CLI release: ``main.VERSION`` without the leading ``v``.
+
+    flux prints ``"v" + VERSION`` (``flux version --client``), as its goreleaser config does.
+    """
+    return f"-s -w -X main.VERSION={version.removeprefix('v')}"
+
+
+def _build_flux_cli(tool: Tool, workdir: Path, out: Path, env: dict[str, str]) -> None:
+    """``flux`` from a writable copy of its module, so its own go.mod (replaces) applies."""
+    info = json.loads(
+        _run(
+            ["go", "mod", "download", "-json", f"{_FLUX_CLI_MODULE}@{tool.version}"],
+            workdir,
+            env,
+        )
+    )
+    if info.get("Error"):
+        raise BuildError(f"{_FLUX_CLI_MODULE}@{tool.version}: {info['Error']}")
+    source = workdir / "flux2"
+    shutil.copytree(info["Dir"], source, copy_function=shutil.copyfile)
+    for folder, _, _ in os.walk(source):
+        os.chmod(folder, 0o755)
+    manifests = source / "cmd" / "flux" / "manifests"
+    manifests.mkdir(exist_ok=True)
+    (manifests / "not-embedded.yaml").write_text(_FLUX_CLI_EMBEDDED_NOTE)
+    _run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags",
+            flux_cli_ldflags(tool.version),
+            "-o",
+            str(out / "flux"),
+            "./cmd/flux",
+        ],
+        source,
+        env,
+    )
+
+
 _BUILDERS = {
     "kubernetes": _build_kubernetes,
     "etcd": _build_etcd,
@@ -439,6 +507,7 @@ _BUILDERS = {
     "age": _build_by_install,
     "source-controller": _build_flux_controller,
     "kustomize-controller": _build_flux_controller,
+    "flux": _build_flux_cli,
 }
 
 
@@ -480,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tools",
         nargs="*",
         metavar="TOOL",
-        help=f"tools to build: {', '.join(ALL_TOOLS)}, or `flux` for "
+        help=f"tools to build: {', '.join(ALL_TOOLS)}, or `flux-controllers` for "
         f"{' and '.join(t.name for t in FLUX_TOOLS)} (default: {', '.join(TOOLS)})",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")

@@ -28,8 +28,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fleet import tools
 from fleet.core import manifests
-from fleet.localkube import toolchain
 from fleet.models.kustomization import KustomizationSpec
 from fleet.render import kustomize
 from fleet.render.kustomize import PreparedUnit, RenderError, RenderResult
@@ -67,7 +67,7 @@ def render_many(
             )
             for spec, variables in requests
         ]
-    binary = kustomize_binary or toolchain.binary("kustomize")
+    binary = tools.find(tools.KUSTOMIZE, kustomize_binary)
     with contextlib.ExitStack() as folders:
         prepared: list[PreparedUnit | RenderError] = []
         for spec, _ in requests:

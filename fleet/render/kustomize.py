@@ -31,8 +31,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fleet import tools
 from fleet.core import manifests, substitute
-from fleet.localkube import toolchain
 from fleet.models.errors import ManifestError, describe_object
 from fleet.models.kustomization import KustomizationSpec
 
@@ -94,7 +94,7 @@ def render(
     root = checkout_root.resolve()
     if not root.is_dir():
         raise RenderError(unit, f"checkout {checkout_root} is not a directory")
-    binary = kustomize or toolchain.binary("kustomize")
+    binary = tools.find(tools.KUSTOMIZE, kustomize)
     with prepared_unit(root, spec, timeout=timeout, verified_checkout=verified_checkout) as unit_:
         output, stderr = unit_.build(binary)
     return unit_.finish(output, stderr, variables, strict_substitution)

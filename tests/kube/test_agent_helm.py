@@ -25,6 +25,7 @@ from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster
 from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.fluxcli import run_flux
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import kustomization, manifest
 
@@ -887,3 +888,81 @@ async def test_a_failing_helm_test_fails_the_release_unless_ignored(
         assert strict["release"]["installFailures"] == 1
         lenient = await release_status(kube, agent, "lenient", reason="InstallSucceeded")
         assert "timed out" in lenient["release"]["ignoredTestFailure"]
+
+
+async def test_a_waiting_kustomization_is_ready_only_once_its_helmrelease_is(
+    cluster: LocalCluster,
+    kube: KubeClient,
+    namespace: str,
+    charts: ChartRepository,
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+) -> None:
+    """Flux's most common layout, infra-controllers -> apps: a Kustomization with
+    ``wait: true`` renders a HelmRelease; the Kustomization that depends on it starts only
+    once the release is Ready, not as soon as the HelmRelease object was read."""
+    daemon, repo = git
+    charts.publish("1.0.0")
+    broken = helm_release("db", namespace, timeout="2s", values={"nodeSelector": UNSCHEDULABLE})
+    repo.commit(
+        {
+            "clusters/dev/layers.yaml": manifest(
+                kustomization("infra", "./infra", wait=True, timeout="10m"),
+                kustomization(
+                    "apps", "./apps", dependsOn=[{"name": "infra"}], targetNamespace=namespace
+                ),
+            ),
+            "infra/charts.yaml": manifest(helm_repository(charts.url)),
+            "infra/db.yaml": manifest(broken),
+            "apps/app.yaml": manifest(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "app-config"},
+                    "data": {"color": "blue"},
+                }
+            ),
+        }
+    )
+    repo.push("main")
+    infra_unit = unit_resource_name(UnitKey("Kustomization", "flux-system", "infra"))
+    apps_unit = unit_resource_name(UnitKey("Kustomization", "flux-system", "apps"))
+    async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
+        await release_status(kube, agent, "db", reason="InstallFailed", timeout=60)
+
+        async def infra_waits() -> dict[str, Any] | None:
+            status = await unit_status(kube, agent, infra_unit)
+            message = ready_condition(status).get("message", "")
+            return status if "HelmRelease/flux-system/db" in message else None
+
+        infra = await eventually(infra_waits, timeout=30, what="infra waits for the release")
+        assert ready_condition(infra)["status"] != "True"
+        apps = await unit_status(kube, agent, apps_unit)
+        assert ready_condition(apps)["reason"] == "DependencyNotReady"
+        assert await kube.get("v1", "ConfigMap", "app-config", namespace) is None
+
+        repo.commit({"infra/db.yaml": manifest(helm_release("db", namespace))})
+        repo.push("main")
+        await release_status(kube, agent, "db", ready="True", timeout=60)
+
+        async def apps_ready() -> bool:
+            status = await unit_status(kube, agent, apps_unit)
+            return ready_condition(status).get("status") == "True"
+
+        await eventually(apps_ready, timeout=60, what="apps Ready after the release")
+        infra = await unit_status(kube, agent, infra_unit)
+        assert ready_condition(infra)["status"] == "True"
+        assert await kube.get("v1", "ConfigMap", "app-config", namespace) is not None
+
+        async def listed() -> dict[str, str] | None:
+            result = await anyio.to_thread.run_sync(
+                lambda: run_flux(cluster, "get", "helmreleases", "-A")
+            )
+            rows = result.check().table()
+            row = next(
+                (r for r in rows if (r["NAMESPACE"], r["NAME"]) == ("flux-system", "db")), None
+            )
+            return row if row is not None and row["READY"] == "True" else None
+
+        row = await eventually(listed, timeout=30, what="flux get helmreleases shows db Ready")
+        assert row["REVISION"] == "1.0.0", "the chart version of the newest release"

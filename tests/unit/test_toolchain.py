@@ -137,3 +137,28 @@ def test_registry_sops_and_age_are_in_the_default_set_and_built_by_go_install() 
         "filippo.io/age/cmd/age",
         "filippo.io/age/cmd/age-keygen",
     )
+
+
+def test_flux_cli_is_built_by_default_into_its_versioned_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FLEET_CACHE_DIR", str(tmp_path))
+    assert toolchain.TOOLS["flux"] is toolchain.FLUX_CLI
+    assert toolchain.binary("flux") == tmp_path / "bin" / "flux-v2.9.5" / "flux"
+
+
+def test_flux_cli_version_ldflag_is_the_release_without_its_v() -> None:
+    # flux prints "v" + main.VERSION, so the flag carries 2.9.5 as its goreleaser does.
+    assert toolchain.flux_cli_ldflags("v2.9.5") == "-s -w -X main.VERSION=2.9.5"
+
+
+def test_flux_names_the_cli_and_flux_controllers_the_benchmark_controllers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert toolchain.main(["flux", "--print-dir"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["flux"]
+    assert toolchain.main(["flux-controllers", "--print-dir"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "source-controller",
+        "kustomize-controller",
+    ]
