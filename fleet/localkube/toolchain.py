@@ -109,11 +109,11 @@ PROMETHEUS = Tool("prometheus", PROMETHEUS_VERSION, ("prometheus",))
 REGISTRY = Tool("registry", REGISTRY_VERSION, ("registry",))
 SOPS = Tool("sops", SOPS_VERSION, ("sops",))
 AGE = Tool("age", AGE_VERSION, ("age", "age-keygen"))
-TOOLS: dict[str, Tool] = {
-    t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, PROMETHEUS, REGISTRY, SOPS, AGE)
-}
 FLUX_CLI = Tool("flux", FLUX_CLI_VERSION, ("flux",))
-TOOLS: dict[str, Tool] = {t.name: t for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, FLUX_CLI)}
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (KUBERNETES, ETCD, KWOK, KUSTOMIZE, HELM, FLUX_CLI, PROMETHEUS, REGISTRY, SOPS, AGE)
+}
 """The default set: what the tests and the demo need."""
 
 SOURCE_CONTROLLER = Tool(
