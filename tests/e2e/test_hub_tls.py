@@ -81,6 +81,9 @@ def _run(
             daemon.url("fleet.git"),
             tmp_path / "untrusting",
             namespaces[0],
+            # Another cluster path (absent, so it applies nothing): it may not compete with
+            # the trusting agent below for the same objects. Its reports never get through.
+            name="untrusting",
             hub_url=hub.url,
             hub_token_file=token_file,
         )
@@ -100,7 +103,7 @@ def _run(
             unheard = client.get(
                 f"{hub.url}/api/v1/clusters/dev", headers={"Authorization": f"Bearer {reader}"}
             )
-        assert sha not in unheard.text, "an agent that refused the certificate reported"
+        assert unheard.status_code == 404 or sha not in unheard.text, unheard.text
 
         trusting = agent_process(
             cluster,
@@ -113,11 +116,14 @@ def _run(
         trusting.args.append(f"--hub-ca-file={pki.pair.cert}")
         trusting.start()
         try:
-            eventually(
-                lambda: cluster_seen(hub, pki.pair.cert, reader, sha),
-                120,
-                "the hub to hear the agent over TLS",
-            )
+            try:
+                eventually(
+                    lambda: cluster_seen(hub, pki.pair.cert, reader, sha),
+                    120,
+                    "the hub to hear the agent over TLS",
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{error}\n--- agent log:\n{trusting.log_tail(40)}") from None
             trusting.check_running()
         finally:
             trusting.stop()
