@@ -108,6 +108,12 @@ class AgentMetrics:
             series = self._units[labels] = UnitSeries()
         return series
 
+    def reconcile_count(self, labels: UnitLabels) -> int:
+        """Reconciles of the unit finished so far (its histogram's ``_count``); 0 for a
+        unit the agent has none for. Reads without creating a series."""
+        series = self._units.get(labels)
+        return sum(series.reconciles) if series is not None else 0
+
     def forget_unit(self, labels: UnitLabels) -> None:
         """The unit left the agent: its series leave the next scrape."""
         self._units.pop(labels, None)

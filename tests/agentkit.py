@@ -13,7 +13,7 @@ import anyio
 
 from agent.loop import Agent
 from agent.settings import AgentSettings
-from agent.units import ROOT_SOURCE
+from agent.units import ROOT_SOURCE, UnitKey
 from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
@@ -108,3 +108,22 @@ async def source_settled_on(
             return at if at is not None and at > since else None
 
         seen = await eventually(fetched_again, timeout, what="another fetch of the source")
+
+
+async def reconciled_again(
+    agent: Agent, key: UnitKey, *, times: int = 2, timeout: float = 60
+) -> None:
+    """Wait until the agent finished ``times`` more reconciles of the unit than it had now.
+
+    The first of them may have begun before this call; the second began after the first
+    ended, so it saw whatever had changed by then. A test that proves a reconcile did
+    *nothing* waits for this instead of a fixed sleep.
+    """
+    labels = (key.kind, key.namespace, key.name)
+    wanted = agent.metrics.reconcile_count(labels) + times
+
+    def done() -> int | None:
+        count = agent.metrics.reconcile_count(labels)
+        return count if count >= wanted else None
+
+    await eventually(done, timeout, what=f"{times} more reconciles of {key}")

@@ -6,14 +6,20 @@ import datetime
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 
 from agent.loop import Agent
 from agent.reporting import Reporting
+from agent.units import ROOT_KEY
 from fleet.kube import KubeClient
 from fleet.localkube.cluster import LocalCluster
-from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from tests.agentkit import (
+    eventually,
+    ready_condition,
+    reconciled_again,
+    running_agent,
+    unit_status,
+)
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import configmap, deployment, manifest
 
@@ -177,10 +183,12 @@ async def test_a_resync_of_unchanged_units_writes_nothing(
     repo.push("main")
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
         await eventually(lambda: _applied(kube, agent, sha), what="applied")
-        await anyio.sleep(1.5)  # let the first round's own watch events settle
+        # The first round's own watch events settle while the agent goes round twice more.
+        await reconciled_again(agent, ROOT_KEY)
         before = dict(agent.client.requests)
         count_before = _histogram_count(agent)
-        await anyio.sleep(4)  # four 1-second intervals: four resyncs of the root unit
+        # Not a fixed sleep: the agent finished three more reconciles of the root unit.
+        await reconciled_again(agent, ROOT_KEY, times=3)
         assert _histogram_count(agent) - count_before >= 2, "the unit was not resynced"
         sent = {
             k: v - before.get(k, 0)

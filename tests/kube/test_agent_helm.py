@@ -24,7 +24,14 @@ from fleet.api import unit as unit_api
 from fleet.kube import KubeClient
 from fleet.localkube import toolchain
 from fleet.localkube.cluster import LocalCluster
-from tests.agentkit import eventually, ready_condition, running_agent, unit_status
+from fleet.models import NamespacedName
+from tests.agentkit import (
+    eventually,
+    ready_condition,
+    reconciled_again,
+    running_agent,
+    unit_status,
+)
 from tests.fluxcli import run_flux
 from tests.gitservers import GitDaemon, WorkingClone
 from tests.objects import kustomization, manifest
@@ -197,7 +204,18 @@ def helm_release(
 
 
 def unit_name(name: str) -> str:
-    return unit_resource_name(UnitKey(HELMRELEASE, "flux-system", name))
+    return unit_resource_name(release_key(name))
+
+
+def release_key(name: str) -> UnitKey:
+    return UnitKey(HELMRELEASE, "flux-system", name)
+
+
+def index_versions(agent: Agent) -> set[str]:
+    """The demo chart's versions in the index the agent last read of ``charts``."""
+    tracked = agent.charts.get(NamespacedName("flux-system", "charts"))
+    listed = (tracked.charts or {}).get("demo", []) if tracked else []
+    return {v.version for v in listed}
 
 
 @pytest.fixture
@@ -303,7 +321,13 @@ async def test_installs_and_follows_new_chart_versions_within_the_constraint(
         )
         assert status["lastAppliedRevision"].startswith("1.1.0@")
         assert (await settings_of(kube, namespace, release))["chartVersion"] == "1.1.0"
-        await anyio.sleep(5)  # several intervals: 2.0.0 is outside 1.x
+        # Not a fixed sleep: the agent read an index that lists 2.0.0, then reconciled the
+        # release twice more; 2.0.0 is outside 1.x, so it stays on 1.1.0.
+        await eventually(
+            lambda: "2.0.0" in index_versions(agent),
+            what="the agent to read an index listing 2.0.0",
+        )
+        await reconciled_again(agent, release_key("web"))
         history = release_history(cluster, release, namespace)
         assert [h["chart"] for h in history] == ["demo-1.0.0", "demo-1.1.0"]
 
@@ -522,12 +546,15 @@ async def test_suspend_holds_an_upgrade_back_until_resumed(
         {
             "clusters/dev/charts.yaml": manifest(helm_repository(charts.url)),
             "clusters/dev/web.yaml": manifest(helm_release("web", namespace)),
+            # Not suspended: the evidence that the agent saw a new chart version.
+            "clusters/dev/canary.yaml": manifest(helm_release("canary", namespace)),
         }
     )
     repo.push("main")
     release = f"{namespace}-web"
     async with running_agent(cluster, daemon.url("fleet.git"), tmp_path / "agent") as agent:
         await release_status(kube, agent, "web", reason="InstallSucceeded")
+        await release_status(kube, agent, "canary", reason="InstallSucceeded")
         held = helm_release("web", namespace, suspend=True, values={"color": "red"})
         repo.commit({"clusters/dev/web.yaml": manifest(held)})
         repo.push("main")
@@ -540,7 +567,16 @@ async def test_suspend_holds_an_upgrade_back_until_resumed(
 
         await eventually(suspended, what="the unit to show suspend")
         charts.publish("1.1.0")
-        await anyio.sleep(5)
+        # Not a fixed sleep: the canary beside it upgraded to 1.1.0 and was reconciled twice
+        # more, so the agent knew of 1.1.0 and had its chances to act on web too.
+        await release_status(
+            kube,
+            agent,
+            "canary",
+            reason="UpgradeSucceeded",
+            where=lambda s: s.get("release", {}).get("chart") == "demo-1.1.0",
+        )
+        await reconciled_again(agent, release_key("canary"))
         assert (await settings_of(kube, namespace, release))["color"] == "blue"
         assert len(release_history(cluster, release, namespace)) == 1
 
@@ -630,7 +666,8 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_in_warn_mode(
         )
         assert ready_condition(status)["status"] == "True"
         assert any("/spec/replicas: 1 -> 3" in d for d in status["release"]["drift"])
-        await anyio.sleep(3)
+        # Not a fixed sleep: two more reconciles of the warn-mode release saw the drift.
+        await reconciled_again(agent, release_key("watched"))
         live = await kube.get("apps/v1", "Deployment", watched, namespace)
         assert live is not None and live["spec"]["replicas"] == 3
         events = await unit_events(kube, agent, unit_name("watched"))
@@ -840,7 +877,15 @@ async def test_a_release_left_pending_by_an_interrupted_helm_is_recovered(
             lambda: release_history(cluster, release, namespace)[-1]["status"] == "pending-upgrade",
             what="the upgrade to be pending",
         )
-        await anyio.sleep(0.5)
+
+        async def upgrade_applied() -> bool:
+            live = await kube.get("apps/v1", "Deployment", release, namespace)
+            spec = (live or {}).get("spec", {}).get("template", {}).get("spec", {})
+            return bool(spec.get("nodeSelector") == UNSCHEDULABLE)
+
+        # Killed once helm has written the upgrade's objects and waits on them, so the
+        # recovery below has something to undo.
+        await eventually(upgrade_applied, what="the pending upgrade's Deployment applied")
     finally:
         interrupted.kill()
         interrupted.wait()

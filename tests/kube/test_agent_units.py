@@ -7,7 +7,6 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 
@@ -523,7 +522,16 @@ async def test_drift_ignore_rules_leave_fields_to_others(
             return live["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
 
         await eventually(image_reverted, timeout=10, what="the image edit reverted")
-        await anyio.sleep(2)
+        # Not a fixed sleep: a reconcile asked for after the edits ran to its end (it
+        # answered the request in the unit's status) and left the replicas alone too.
+        token = "after-the-edits"
+        await _annotate(kube, agent, {unit_api.REQUESTED_AT_ANNOTATION: token}, unit_name("apps"))
+
+        async def answered() -> bool:
+            status = await unit_status(kube, agent, unit_name("apps"))
+            return status.get("lastHandledReconcileAt") == token
+
+        await eventually(answered, what="the requested reconcile of apps answered")
         assert (await web())["spec"]["replicas"] == 5
 
         # A new revision changes the image and still keeps the replicas.

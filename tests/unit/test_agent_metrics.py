@@ -104,3 +104,16 @@ def test_label_values_are_escaped_and_the_other_metrics_are_served_too() -> None
     ]
     assert (count.labels["namespace"], count.labels["name"]) == odd[1:]
     assert families["fleet_git_fetch_errors"].samples[0].value == 1
+
+
+def test_reconcile_count_is_the_histogram_count_and_creates_no_series() -> None:
+    metrics = AgentMetrics()
+    assert metrics.reconcile_count(UNIT) == 0
+    assert "apps" not in _scrape(metrics)  # reading did not create the unit's series
+    for seconds in (0.01, 2, 500):
+        metrics.unit(UNIT).observe_reconcile(seconds)
+    assert metrics.reconcile_count(UNIT) == 3
+    counts = _samples(_scrape(metrics), "fleet_reconcile_duration_seconds")
+    assert [v for (name, _), v in counts.items() if name.endswith("_count")] == [3.0]
+    metrics.forget_unit(UNIT)
+    assert metrics.reconcile_count(UNIT) == 0
