@@ -39,6 +39,16 @@ class HubMetrics:
             "Clusters whose agent has not reported within the stale window.",
             registry=registry,
         )
+        self.sweeps = Counter(
+            "fleet_hub_sweeps",
+            "Stale sweeps this replica completed (one every sweepInterval).",
+            registry=registry,
+        )
+        self.flagged_stale = Counter(
+            "fleet_hub_flagged_stale",
+            "Clusters a sweep newly flagged stale; each raises one ClusterStale alert.",
+            registry=registry,
+        )
         self.drift_events = Counter(
             "fleet_hub_drift_events",
             "DriftCorrected events received from agents.",

@@ -658,7 +658,9 @@ class Hub:
         """Flag clusters that stopped reporting; feed and alert once per cluster."""
         now = self.clock()
         flagged = await self.store.mark_stale(now - self.stale_after.total_seconds())
+        self.metrics.flagged_stale.inc(len(flagged))
         if not flagged:
+            self.metrics.sweeps.inc()
             return []
         records = {r.name: r for r in await self.store.list_clusters(now - DAY_SECONDS)}
         items: list[tuple[str, str, dict[str, Any]]] = []
@@ -678,6 +680,7 @@ class Hub:
         await self.store.append_changes(items, now)
         self._changes_pulse().fire()
         self.dispatcher.publish(alerts)
+        self.metrics.sweeps.inc()
         return flagged
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -89,6 +88,15 @@ def metrics(hub: RunningHub) -> str:
     return httpx.get(f"{hub.url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
 
 
+def sample(text: str, name: str) -> float:
+    """The value of an unlabelled series in a Prometheus text exposition."""
+    for line in text.splitlines():
+        series, _, value = line.partition(" ")
+        if series == name:
+            return float(value)
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def test_failure_reaches_slack_in_its_format_once_and_rate_limited(
     hub: RunningHub, slack: Receiver
 ) -> None:
@@ -145,5 +153,10 @@ def test_stale_cluster_is_announced_once_to_the_targets_that_want_it(
     assert alert["labels"] == {"env": "prod"}
     assert alert["message"].startswith("no report for")
     assert slack.bodies == [], "prod-slack excludes ClusterStale"
-    time.sleep(0.6)  # several sweeps later, still one alert: the stale flag is set once
+    # Several sweeps later, still one alert: the stale flag is set once.
+    seen = sample(metrics(hub), "fleet_hub_sweeps_total")
+    eventually(
+        lambda: sample(metrics(hub), "fleet_hub_sweeps_total") >= seen + 3, 10, "3 more sweeps"
+    )
+    assert sample(metrics(hub), "fleet_hub_flagged_stale_total") == 1
     assert len(pager.bodies) == 1

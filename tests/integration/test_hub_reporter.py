@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import anyio
@@ -38,6 +37,20 @@ def listed(hub: RunningHub, token: str, cluster: str) -> dict[str, object] | Non
     return entry if entry and entry["lastReportAt"] else None
 
 
+def reports_counted(hub: RunningHub, token: str, result: str) -> float:
+    """The hub's ``fleet_hub_reports_total`` for ``result`` (0 before the first)."""
+    response = httpx.get(
+        f"{hub.url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+    response.raise_for_status()
+    series = f'fleet_hub_reports_total{{result="{result}"}}'
+    for line in response.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == series:
+            return float(value)
+    return 0.0
+
+
 async def wait_until(check: object, timeout: float, what: str) -> None:
     assert callable(check)
     with anyio.fail_after(timeout):
@@ -64,11 +77,21 @@ async def test_reporter_delivers_on_change_and_heartbeats_in_between(hub: Runnin
         first_seen = listed(hub, admin, "dev")
         assert first_seen is not None and first_seen["health"] == "Ready"
 
-        await anyio.sleep(1.2)
+        # Nothing new was submitted: further deliveries are heartbeats, which the hub
+        # stores as unchanged reports that still move lastReportAt.
+        await wait_until(lambda: agent.deliveries >= 3, 10, "two heartbeats")
+        await wait_until(
+            lambda: reports_counted(hub, admin, "unchanged") >= 2, 10, "the hub to count them"
+        )
 
-        later = listed(hub, admin, "dev")
-        assert later is not None and str(later["lastReportAt"]) > str(first_seen["lastReportAt"])
-        assert agent.deliveries >= 3, "heartbeats every 0.3 s"
+        def moved_on() -> bool:
+            later = listed(hub, admin, "dev")
+            return later is not None and str(later["lastReportAt"]) > str(
+                first_seen["lastReportAt"]
+            )
+
+        await wait_until(moved_on, 10, "lastReportAt to advance")
+        assert reports_counted(hub, admin, "changed") == 1, "one submit, one changed report"
         assert agent.failures == 0
 
 
@@ -135,14 +158,19 @@ async def test_commands_queued_while_the_stream_is_down_arrive_after_reconnect(
 
 
 async def test_rejected_report_is_not_retried_in_a_loop(hub: RunningHub) -> None:
-    started = time.monotonic()
+    admin = create_token(hub.config.database, "alice", role="admin")
     async with reporter(hub, "dev", receive_commands=False, heartbeat_seconds=30) as agent:
         bad = report("dev")
         bad.source.revision = "not-a-flux-revision"  # bypasses validation, as a buggy agent might
         agent.submit(bad)
         await wait_until(lambda: agent.last_error is not None, 10, "the rejection")
-        await anyio.sleep(0.5)
         assert agent.deliveries == 0
         assert "422" in (agent.last_error or "")
         assert agent.failures == 0, "a rejection is not an outage"
-    assert time.monotonic() - started < 10
+        # The delivery loop is sequential: once the next change is delivered, every
+        # attempt at the rejected one has reached the hub. A loop would show up as more.
+        agent.submit(report("dev"))
+        await wait_until(lambda: agent.deliveries == 1, 10, "the next change")
+        assert reports_counted(hub, admin, "rejected") == 1
+        assert reports_counted(hub, admin, "changed") == 1
+        assert agent.failures == 0 and agent.last_error is None
