@@ -4,18 +4,23 @@ agents' logs."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from fleet.localkube.cluster import LocalCluster
 from fleet.localkube.process import ManagedProcess
-from tests.gitservers import WorkingClone
+from hub.config import HubConfig
+from tests.e2e.agentprocess import hub_agents
+from tests.gitservers import GitDaemon, WorkingClone
+from tests.hubserver import create_token, running_hub
 from tests.objects import deployment
 
 CLUSTERS = ("dev", "staging", "prod")
@@ -157,6 +162,52 @@ class Fleet:
             timeout=60,
             check=False,
         )
+
+
+@contextlib.contextmanager
+def promoting_fleet(
+    local_clusters: Mapping[str, LocalCluster],
+    git: tuple[GitDaemon, WorkingClone],
+    tmp_path: Path,
+    run: str,
+    *,
+    clusters: Sequence[str] = CLUSTERS,
+    stale_after: str = "30s",
+    metrics_addresses: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Fleet, dict[str, ManagedProcess]]]:
+    """A hub whose promoter moves the waves' refs of the served ``fleet.git`` every second,
+    an admin token for the CLI, and one agent per cluster following its wave's ref,
+    reporting to the hub with 1-second heartbeats; all stopped on exit."""
+    daemon, repo = git
+    database = f"sqlite:///{tmp_path / 'hub.db'}"
+    config = HubConfig.model_validate(
+        {
+            "database": database,
+            "staleAfter": stale_after,
+            "streamKeepalive": "1s",
+            "promotion": {
+                "repo": daemon.url("fleet.git"),
+                "interval": "1s",
+                "cacheDir": str(tmp_path / "hub-cache"),
+            },
+        }
+    )
+    with running_hub(config) as hub:
+        admin_file = tmp_path / "admin.token"
+        admin_file.write_text(create_token(database, "alice", role="admin"))
+        with hub_agents(
+            local_clusters,
+            clusters,
+            daemon.url("fleet.git"),
+            hub.url,
+            database,
+            tmp_path,
+            f"fleet-e2e-{run}",
+            ref_prefix=WAVE,
+            heartbeat="1s",
+            metrics_addresses=metrics_addresses,
+        ) as agents:
+            yield Fleet(hub.url, admin_file, repo), agents
 
 
 def waiter(fleet: Fleet, agents: dict[str, ManagedProcess]) -> Callable[..., Any]:

@@ -17,11 +17,8 @@ import pytest
 import yaml
 
 from fleet.localkube.cluster import LocalCluster
-from hub.config import HubConfig
-from tests.e2e.agentprocess import hub_agents
-from tests.e2e.promotionkit import WAVE, Fleet, fleet_files, waiter
+from tests.e2e.promotionkit import WAVE, fleet_files, promoting_fleet, waiter
 from tests.gitservers import GitDaemon, WorkingClone, served_repo
-from tests.hubserver import create_token, running_hub
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -98,55 +95,28 @@ def test_a_cluster_with_units_of_two_repositories_promotes_the_fleet_commit(
 
     first = repo.commit(files("blue"), message="blue")
     repo.push("main", *(f"{first}:{WAVE}{name}" for name in CLUSTERS))
-    database = f"sqlite:///{tmp_path / 'hub.db'}"
-    config = HubConfig.model_validate(
-        {
-            "database": database,
-            "staleAfter": "30s",
-            "streamKeepalive": "1s",
-            "promotion": {
-                "repo": daemon.url("fleet.git"),
-                "interval": "1s",
-                "cacheDir": str(tmp_path / "hub-cache"),
-            },
-        }
-    )
-    with running_hub(config) as hub:
-        admin_file = tmp_path / "admin.token"
-        admin_file.write_text(create_token(database, "alice", role="admin"))
-        fleet = Fleet(hub.url, admin_file, repo)
-        with hub_agents(
-            local_clusters,
-            CLUSTERS,
-            daemon.url("fleet.git"),
-            hub.url,
-            database,
-            tmp_path,
-            f"fleet-e2e-{run}",
-            ref_prefix=WAVE,
-            heartbeat="1s",
-        ) as agents:
-            wait = waiter(fleet, agents)
+    with promoting_fleet(local_clusters, git, tmp_path, run, clusters=CLUSTERS) as (fleet, agents):
+        wait = waiter(fleet, agents)
 
-            def running(cluster: str, sha: str) -> bool:
-                """Ready, the fleet repository's units at ``sha``, the app's at app_sha."""
-                detail = fleet.get(f"/api/v1/clusters/{cluster}")
-                units: list[dict[str, Any]] = (detail["report"] or {}).get("units", [])
-                team = [u for u in units if u["name"] == "team-app"]
-                own = [u for u in units if u["name"] != "team-app"]
-                return (
-                    detail["cluster"]["health"] == "Ready"
-                    and bool(team)
-                    and bool(own)
-                    and all(u.get("source") == "GitRepository/flux-system/app-repo" for u in team)
-                    and all(str(u["lastAppliedRevision"]).endswith(app_sha) for u in team)
-                    and all(str(u["lastAppliedRevision"]).endswith(sha) for u in own)
-                )
+        def running(cluster: str, sha: str) -> bool:
+            """Ready, the fleet repository's units at ``sha``, the app's at app_sha."""
+            detail = fleet.get(f"/api/v1/clusters/{cluster}")
+            units: list[dict[str, Any]] = (detail["report"] or {}).get("units", [])
+            team = [u for u in units if u["name"] == "team-app"]
+            own = [u for u in units if u["name"] != "team-app"]
+            return (
+                detail["cluster"]["health"] == "Ready"
+                and bool(team)
+                and bool(own)
+                and all(u.get("source") == "GitRepository/flux-system/app-repo" for u in team)
+                and all(str(u["lastAppliedRevision"]).endswith(app_sha) for u in team)
+                and all(str(u["lastAppliedRevision"]).endswith(sha) for u in own)
+            )
 
-            wait(lambda: all(running(c, first) for c in CLUSTERS), 120, "blue with the app")
-            second = repo.commit(files("green"), message="green")
-            repo.push("main")
-            wait(lambda: running("dev", second), 60, "green in dev")
-            wait(lambda: running("staging", second), 60, "green in staging")
-            assert fleet.ref(f"{WAVE}staging") == second
-            assert fleet.wave("staging")["action"] in ("settled", "wait"), fleet.wave("staging")
+        wait(lambda: all(running(c, first) for c in CLUSTERS), 120, "blue with the app")
+        second = repo.commit(files("green"), message="green")
+        repo.push("main")
+        wait(lambda: running("dev", second), 60, "green in dev")
+        wait(lambda: running("staging", second), 60, "green in staging")
+        assert fleet.ref(f"{WAVE}staging") == second
+        assert fleet.wave("staging")["action"] in ("settled", "wait"), fleet.wave("staging")

@@ -20,11 +20,8 @@ import pytest
 from fleet.localkube import ports
 from fleet.localkube.cluster import LocalCluster
 from fleet.localkube.prometheus import LocalPrometheus
-from hub.config import HubConfig
-from tests.e2e.agentprocess import hub_agents
-from tests.e2e.promotionkit import WAVE, Fleet, fleet_files, waiter
+from tests.e2e.promotionkit import WAVE, Fleet, fleet_files, promoting_fleet, waiter
 from tests.gitservers import GitDaemon, WorkingClone
-from tests.hubserver import create_token, running_hub
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -62,7 +59,7 @@ def test_a_prometheus_check_holds_a_wave_until_its_query_holds(
     git: tuple[GitDaemon, WorkingClone],
     tmp_path: Path,
 ) -> None:
-    daemon, repo = git
+    repo = git[1]
     run = uuid.uuid4().hex[:6]
     namespace = f"e2e-verify-{run}"
     metrics = f"127.0.0.1:{ports.free_port()}"
@@ -75,71 +72,50 @@ def test_a_prometheus_check_holds_a_wave_until_its_query_holds(
 
     first = repo.commit(files("blue"), message="blue")
     repo.push("main", *(f"{first}:{WAVE}{name}" for name in CLUSTERS))
-    database = f"sqlite:///{tmp_path / 'hub.db'}"
-    config = HubConfig.model_validate(
-        {
-            "database": database,
-            "staleAfter": "30s",
-            "streamKeepalive": "1s",
-            "promotion": {
-                "repo": daemon.url("fleet.git"),
-                "interval": "1s",
-                "cacheDir": str(tmp_path / "hub-cache"),
-            },
-        }
-    )
     try:
-        with running_hub(config) as hub:
-            admin_file = tmp_path / "admin.token"
-            admin_file.write_text(create_token(database, "alice", role="admin"))
-            fleet = Fleet(hub.url, admin_file, repo)
-            with hub_agents(
-                local_clusters,
-                CLUSTERS,
-                daemon.url("fleet.git"),
-                hub.url,
-                database,
-                tmp_path,
-                f"fleet-e2e-{run}",
-                ref_prefix=WAVE,
-                heartbeat="1s",
-                metrics_addresses={"dev": metrics},
-            ) as agents:
-                wait = waiter(fleet, agents)
-                wait(lambda: all(fleet.running(c, first) for c in CLUSTERS), 120, "blue")
+        with promoting_fleet(
+            local_clusters,
+            git,
+            tmp_path,
+            run,
+            clusters=CLUSTERS,
+            metrics_addresses={"dev": metrics},
+        ) as (fleet, agents):
+            wait = waiter(fleet, agents)
+            wait(lambda: all(fleet.running(c, first) for c in CLUSTERS), 120, "blue")
 
-                second = repo.commit(files("green"), message="green")
-                repo.push("main")
-                wait(lambda: fleet.running("dev", second), 60, "green in dev")
+            second = repo.commit(files("green"), message="green")
+            repo.push("main")
+            wait(lambda: fleet.running("dev", second), 60, "green in dev")
 
-                # Nothing listens at Prometheus's address yet: the gate holds and says so.
-                refused = wait(
-                    lambda: _failing_reason(fleet, "prometheus at"), 60, "an unreachable gate"
-                )
-                assert f"agents-up does not hold: prometheus at {prometheus.url}:" in refused
-                assert fleet.ref(f"{WAVE}staging") == first
+            # Nothing listens at Prometheus's address yet: the gate holds and says so.
+            refused = wait(
+                lambda: _failing_reason(fleet, "prometheus at"), 60, "an unreachable gate"
+            )
+            assert f"agents-up does not hold: prometheus at {prometheus.url}:" in refused
+            assert fleet.ref(f"{WAVE}staging") == first
 
-                # Prometheus answers, but the agent it scrapes is not there: no samples.
-                prometheus.start()
-                wait(
-                    lambda: _failing_reason(fleet, "query returned no samples"),
-                    60,
-                    "a gate whose query is false",
-                )
-                assert fleet.ref(f"{WAVE}staging") == first
-                assert fleet.running("staging", first)
-                shown = fleet.promote("status", "-o", "json")
-                assert shown.returncode == 0, shown.stderr
-                check = json.loads(shown.stdout)["waves"][1]["checks"][0]
-                assert check["name"] == "agents-up" and check["holds"] is False, check
+            # Prometheus answers, but the agent it scrapes is not there: no samples.
+            prometheus.start()
+            wait(
+                lambda: _failing_reason(fleet, "query returned no samples"),
+                60,
+                "a gate whose query is false",
+            )
+            assert fleet.ref(f"{WAVE}staging") == first
+            assert fleet.running("staging", first)
+            shown = fleet.promote("status", "-o", "json")
+            assert shown.returncode == 0, shown.stderr
+            check = json.loads(shown.stdout)["waves"][1]["checks"][0]
+            assert check["name"] == "agents-up" and check["holds"] is False, check
 
-                # Now it scrapes the dev agent: up == 1 holds, and after the soak, staging moves.
-                prometheus.retarget({"dev": metrics})
-                wait(lambda: fleet.running("staging", second), 90, "green in staging")
-                check = fleet.wave("staging")["checks"][0]
-                assert check["holds"] is True, check
-                promoted = [r for r in fleet.records() if r.startswith("staging: promote")]
-                assert promoted == [f"staging: promote {first[:7]} -> {second[:7]}"]
+            # Now it scrapes the dev agent: up == 1 holds, and after the soak, staging moves.
+            prometheus.retarget({"dev": metrics})
+            wait(lambda: fleet.running("staging", second), 90, "green in staging")
+            check = fleet.wave("staging")["checks"][0]
+            assert check["holds"] is True, check
+            promoted = [r for r in fleet.records() if r.startswith("staging: promote")]
+            assert promoted == [f"staging: promote {first[:7]} -> {second[:7]}"]
     finally:
         prometheus.stop()
 
